@@ -1,0 +1,65 @@
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace respcache::server {
+class session;
+}
+
+namespace respcache::command {
+
+using args_view = std::span<const std::string_view>;
+
+// How a command answered by respcache itself behaves.
+enum local_flag : std::uint32_t {
+    local_none = 0,
+    local_in_multi = 1u << 0,   // runs at once inside MULTI instead of being queued (EXEC, DISCARD, QUIT, RESET...)
+    local_in_pubsub = 1u << 1,  // runs itself while the client is subscribed (QUIT, RESET)
+    local_no_auth = 1u << 2,    // allowed before AUTH when a password is required
+    local_wait_before = 1u << 3,  // runs only once every earlier reply is in
+    local_wait_after = 1u << 4,   // holds back the next command until its own reply is in
+};
+
+// A handler answers one command for a session. It runs on the session's thread, appends its reply (or
+// arranges for one) exactly once, and never blocks.
+using handler = void (*)(server::session& s, args_view args);
+
+// One row of the command table.
+struct row {
+    std::string_view name;  // lower case
+    int arity;              // exact argument count including the name, or -N for "at least N"
+    std::uint32_t flags;
+    handler fn;
+};
+
+// The commands respcache answers or routes itself. Everything else is forwarded to the backend as is.
+// Lookup is case-insensitive and allocation-free.
+class table {
+public:
+    explicit table(std::vector<row> rows);
+
+    // The row for `name` (any case), or nullptr.
+    const row* find(std::string_view name) const noexcept;
+
+    // The table of this build, in src/command/table.cpp.
+    static const table& local();
+
+private:
+    std::vector<row> rows_;  // sorted by name
+};
+
+// Whether `argc` arguments (the name included) satisfy `arity`.
+constexpr bool arity_ok(int arity, std::size_t argc) noexcept {
+    return arity >= 0 ? argc == static_cast<std::size_t>(arity) : argc >= static_cast<std::size_t>(-arity);
+}
+
+// Redis's error texts (without the leading '-').
+std::string wrong_arity_error(std::string_view fullname);
+std::string unknown_command_error(args_view args);
+std::string unknown_subcommand_error(std::string_view sub, std::string_view container);
+
+}  // namespace respcache::command

@@ -1,0 +1,78 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace respcache {
+
+using std::chrono::milliseconds;
+
+// Where the backing Redis is and how to log in to it: `redis://[user:password@]host:port[/db]`.
+struct backend_address {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 6379;
+    std::string user;      // empty: the password alone is sent (AUTH password)
+    std::string password;  // empty: no AUTH
+    std::uint32_t db = 0;
+
+    // The address with the password replaced by "***", for logs.
+    std::string redacted() const;
+};
+
+enum class log_format { text, json };
+enum class invalidation_mode { tracking, ttl };
+
+// The effective configuration. Every field has the documented default; see README "Options".
+struct config {
+    std::string bind = "127.0.0.1";
+    std::uint16_t port = 8001;  // 0 asks the kernel for a free port (it is logged at start-up)
+    backend_address backend;
+    std::size_t capacity = 1024;
+    std::size_t max_memory = 0;
+    std::size_t max_value_size = 1024 * 1024;
+    std::size_t cache_shards = 0;  // 0: automatic
+    milliseconds ttl{300'000};
+    milliseconds reaper_interval{100};
+    invalidation_mode invalidation = invalidation_mode::tracking;
+    unsigned threads = 1;
+    std::size_t backend_connections = 1;  // shared pipelined connections per io thread
+    milliseconds connect_timeout{1000};
+    milliseconds request_timeout{3000};
+    milliseconds shutdown_timeout{5000};
+    std::size_t max_clients = 10000;
+    std::string log_level = "info";
+    log_format log_fmt = log_format::text;
+    std::string config_file;  // empty: none
+};
+
+// What the command line asked for.
+struct config_outcome {
+    enum class action { run, exit_success, exit_usage_error } what = action::run;
+    config cfg;
+    // For exit_success: the text to print on stdout (help or version). For exit_usage_error: the one-line
+    // error naming the option and the accepted form.
+    std::string message;
+};
+
+// Builds the configuration from, in decreasing precedence: the command line, `RESPCACHE_*` variables
+// of `environment` (each "NAME=value"; RESPCACHE_MAX_MEMORY sets --max-memory), the file named by
+// --config (or RESPCACHE_CONFIG), whose lines are `key = value` with `#` comments, and the defaults.
+// Never throws; never exits.
+config_outcome load_config(const std::vector<std::string>& args, const std::vector<std::string>& environment);
+
+// The process's environment as load_config expects it.
+std::vector<std::string> process_environment();
+
+// Value parsers shared with the tests; each returns nullopt when the text is not of the accepted form.
+namespace detail {
+std::optional<milliseconds> parse_duration(std::string_view text);  // 250ms, 30s, 5m, 2h; bare = seconds
+std::optional<std::size_t> parse_size(std::string_view text);      // 1024, 64kb, 512mb, 1gb (k = 1000, kb = 1024)
+std::optional<backend_address> parse_backend_url(std::string_view text);
+}  // namespace detail
+
+}  // namespace respcache

@@ -1,0 +1,29 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace respcache::resp {
+
+// Light readers of complete replies (as framed by reply_framer), for the few replies the proxy itself
+// needs to look into. None of them copies.
+
+// The top-level elements of an array reply, each as its own complete encoded reply. nullopt if `reply`
+// is not an array (a nil array gives nullopt too).
+std::optional<std::vector<std::string_view>> array_elements(std::string_view reply);
+
+// The payload of a bulk string ("$3\r\nabc\r\n" -> "abc") or of a simple string or error line
+// ("+OK\r\n" -> "OK"). nullopt for nil and for other types.
+std::optional<std::string_view> string_value(std::string_view reply);
+
+// The value of an integer reply (":42\r\n" -> 42).
+std::optional<std::int64_t> integer_value(std::string_view reply);
+
+inline bool is_error(std::string_view reply) noexcept { return !reply.empty() && reply[0] == '-'; }
+inline bool is_ok(std::string_view reply) noexcept { return reply == "+OK\r\n"; }
+// A non-nil bulk string.
+inline bool is_bulk(std::string_view reply) noexcept { return reply.size() >= 4 && reply[0] == '$' && reply[1] != '-'; }
+
+}  // namespace respcache::resp

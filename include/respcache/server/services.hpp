@@ -1,0 +1,139 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "respcache/cache/lru_cache.hpp"
+#include "respcache/command/catalog.hpp"
+#include "respcache/config.hpp"
+#include "respcache/stats.hpp"
+
+namespace respcache::server {
+
+// What CLIENT LIST / CLIENT INFO show of one client, and how to end it from any thread. Created by its
+// session, which writes it; read by whichever thread runs CLIENT LIST or CLIENT KILL.
+struct client_info {
+    std::uint64_t id = 0;
+    std::string addr;    // ip:port of the client
+    std::string laddr;   // ip:port it connected to
+    std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
+    std::atomic<std::int64_t> last_active_ms{0};  // steady clock
+    std::atomic<std::uint32_t> db{0};
+    std::atomic<int> multi{-1};         // commands queued in MULTI, -1 outside
+    std::atomic<int> subscriptions{0};  // channels + patterns
+    std::atomic<int> shard_subscriptions{0};
+    std::atomic<bool> monitor{false};
+    std::atomic<bool> blocked{false};
+    std::atomic<std::int64_t> blocked_backend_id{0};  // CLIENT ID of the connection a blocking command waits on
+    mutable std::mutex mu;
+    std::string name;      // GUARDED_BY(mu)
+    std::string lib_name;  // GUARDED_BY(mu)
+    std::string lib_ver;   // GUARDED_BY(mu)
+    std::string last_command = "NULL";  // GUARDED_BY(mu)
+    std::string user = "default";       // GUARDED_BY(mu)
+    bool no_evict = false;              // GUARDED_BY(mu)
+    bool no_touch = false;              // GUARDED_BY(mu)
+    // Ends the client: posts the close to the client's own thread. Set by the session; safe from any thread.
+    std::function<void()> kill;
+
+    // The line of CLIENT LIST for this client, in Redis's format (without the trailing newline).
+    std::string describe() const;
+};
+
+// Every connected client, for CLIENT LIST / KILL. Thread-safe; touched at connect, disconnect and by
+// those commands only.
+class client_registry {
+public:
+    void add(std::shared_ptr<client_info> c);
+    void remove(std::uint64_t id);
+    std::vector<std::shared_ptr<client_info>> snapshot() const;
+    std::shared_ptr<client_info> find(std::uint64_t id) const;
+    std::size_t size() const;
+
+private:
+    mutable std::mutex mu_;
+    std::unordered_map<std::uint64_t, std::shared_ptr<client_info>> clients_;  // GUARDED_BY(mu_)
+};
+
+// What the proxy learned about the backend at connect time (refreshed on every reconnect).
+struct backend_facts {
+    std::string version;            // redis_version of INFO server; empty until known
+    std::uint32_t databases = 16;   // CONFIG GET databases
+    bool tracking_supported = true; // Redis >= 6.0
+};
+
+// State of the invalidation channel (Redis client tracking), written by the invalidation listener and
+// read by every thread before filling the cache.
+struct tracking_state {
+    std::atomic<bool> live{false};          // subscribed to __redis__:invalidate and answering PINGs
+    std::atomic<std::uint64_t> epoch{1};    // bumped whenever the channel is (re)established or lost
+    std::atomic<std::int64_t> redirect_id{0};  // CLIENT ID of the listener's connection
+    std::atomic<bool> unsupported{false};   // the backend has no client tracking: TTL only
+    std::atomic<std::uint64_t> invalidations{0};  // invalidation messages received
+    std::atomic<std::uint64_t> losses{0};         // times the channel was lost (and the cache flushed)
+};
+
+// The settings that SIGHUP may change while running; everything else is fixed at start-up.
+struct live_settings {
+    std::atomic<std::int64_t> request_timeout_ms{3000};
+    std::atomic<std::int64_t> connect_timeout_ms{1000};
+    std::atomic<std::size_t> max_value_size{1024 * 1024};
+};
+
+// Everything the io threads share. Owned by main(); outlives every thread and session.
+class services {
+public:
+    services(config cfg, cache::lru_cache& cache);
+
+    const config& startup_config() const noexcept { return cfg_; }
+    cache::lru_cache& cache() noexcept { return cache_; }
+    live_settings& live() noexcept { return live_; }
+    tracking_state& tracking() noexcept { return tracking_; }
+    client_registry& clients() noexcept { return clients_; }
+
+    // Whether a fill may be inserted for a reply read on a connection that enabled tracking for
+    // `connection_epoch` (0: it did not). In ttl mode, or against a backend without tracking: always.
+    bool fill_allowed(std::uint64_t connection_epoch) const noexcept;
+    // Whether cache-filling reads must carry CLIENT TRACKING / CLIENT CACHING.
+    bool tracking_wanted() const noexcept;
+
+    // The backend's command table. Each thread keeps its own copy and refreshes it when the version moves.
+    void publish_catalog(std::shared_ptr<const command::catalog> c);
+    std::shared_ptr<const command::catalog> catalog() const;
+    std::uint64_t catalog_version() const noexcept { return catalog_version_.load(std::memory_order_acquire); }
+
+    void set_backend_facts(backend_facts f);
+    backend_facts facts() const;
+
+    // Per-thread statistics, registered by each io thread before it serves.
+    void register_stats(const thread_stats* s);
+    std::vector<const thread_stats*> all_stats() const;
+
+    std::atomic<std::size_t>& connected_clients() noexcept { return connected_clients_; }
+    std::uint64_t next_client_id() noexcept { return next_client_id_.fetch_add(1, std::memory_order_relaxed); }
+    std::chrono::steady_clock::time_point started() const noexcept { return started_; }
+
+private:
+    const config cfg_;
+    cache::lru_cache& cache_;
+    live_settings live_;
+    tracking_state tracking_;
+    client_registry clients_;
+    mutable std::mutex mu_;
+    std::shared_ptr<const command::catalog> catalog_;  // GUARDED_BY(mu_)
+    backend_facts facts_;                              // GUARDED_BY(mu_)
+    std::vector<const thread_stats*> stats_;           // GUARDED_BY(mu_)
+    std::atomic<std::uint64_t> catalog_version_{0};
+    std::atomic<std::size_t> connected_clients_{0};
+    std::atomic<std::uint64_t> next_client_id_{1};
+    const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace respcache::server

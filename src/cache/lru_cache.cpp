@@ -1,0 +1,451 @@
+#include "respcache/cache/lru_cache.hpp"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstring>
+#include <functional>
+#include <new>
+
+namespace respcache::cache {
+
+std::uint64_t hash_name(std::string_view name) noexcept { return std::hash<std::string_view>{}(name); }
+
+namespace {
+constexpr std::size_t kGenerations = 1024;        // generation slots per shard
+constexpr std::size_t kCopyUnderLock = 4096;      // replies up to this size are copied under the lock
+constexpr std::size_t kReapBatch = 1024;          // most removals per lock hold in remove_expired
+constexpr std::size_t kInitialBuckets = 16;
+
+// Which bits of the hash pick what: the shard from the top, the bucket from the bottom, the generation
+// slot from the middle, so that the three stay independent.
+std::size_t shard_bits(std::uint64_t h) noexcept { return static_cast<std::size_t>(h >> 40); }
+std::size_t generation_slot(std::uint64_t h) noexcept {
+    return static_cast<std::size_t>(h >> 20) & (kGenerations - 1);
+}
+}  // namespace
+
+struct lru_cache::entry {
+    entry* prev = nullptr;   // LRU list
+    entry* next = nullptr;
+    entry* chain = nullptr;  // bucket chain; also the graveyard link once removed
+    millis expires_at = 0;
+    std::uint64_t hash = 0;
+    std::uint32_t heap_slot = 0;
+    std::uint32_t db = 0;
+    std::uint32_t name_len = 0;
+    std::uint32_t reply_len = 0;
+    std::atomic<std::uint32_t> refs{1};
+
+    char* bytes() noexcept { return reinterpret_cast<char*>(this + 1); }
+    std::string_view name() noexcept { return {bytes(), name_len}; }
+    std::string_view reply() noexcept { return {bytes() + name_len, reply_len}; }
+    std::size_t charge() const noexcept { return entry_charge(name_len, reply_len); }
+
+    static entry* create(const key& k, std::string_view reply) {
+        void* mem = ::operator new(sizeof(entry) + k.name.size() + reply.size());
+        auto* e = new (mem) entry();
+        e->hash = k.hash;
+        e->db = k.db;
+        e->name_len = static_cast<std::uint32_t>(k.name.size());
+        e->reply_len = static_cast<std::uint32_t>(reply.size());
+        std::memcpy(e->bytes(), k.name.data(), k.name.size());
+        std::memcpy(e->bytes() + k.name.size(), reply.data(), reply.size());
+        return e;
+    }
+    static void destroy(entry* e) noexcept {
+        e->~entry();
+        ::operator delete(e);
+    }
+    void unref() noexcept {
+        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(this);
+    }
+};
+
+std::size_t entry_charge(std::size_t name_len, std::size_t reply_len) noexcept {
+    return sizeof(lru_cache::entry) + name_len + reply_len;
+}
+
+// Entries removed under a shard lock, released once the lock is gone.
+class graveyard {
+public:
+    graveyard() = default;
+    graveyard(const graveyard&) = delete;
+    graveyard& operator=(const graveyard&) = delete;
+    template <typename Entry>
+    void bury(Entry* e) noexcept {
+        e->chain = static_cast<Entry*>(head_);
+        head_ = e;
+    }
+    template <typename Entry>
+    void release() noexcept {
+        auto* e = static_cast<Entry*>(head_);
+        head_ = nullptr;
+        while (e != nullptr) {
+            auto* next = e->chain;
+            e->unref();
+            e = next;
+        }
+    }
+
+private:
+    void* head_ = nullptr;
+};
+
+class lru_cache::shard {
+public:
+    shard() {
+        head_.prev = &head_;
+        head_.next = &head_;
+        buckets_.assign(kInitialBuckets, nullptr);
+    }
+    ~shard() {
+        for (entry* e = head_.next; e != &head_;) {
+            entry* next = e->next;
+            e->unref();
+            e = next;
+        }
+    }
+
+    mutable std::mutex mu_;
+    // Everything below is GUARDED_BY(mu_).
+    entry head_;
+    std::vector<entry*> buckets_;
+    std::vector<entry*> heap_;
+    std::size_t count_ = 0;
+    std::size_t bytes_ = 0;
+    std::size_t capacity_ = 0;
+    std::size_t max_memory_ = 0;
+    millis ttl_ = 0;
+    std::array<std::uint64_t, kGenerations> generations_{};
+    std::uint64_t epoch_ = 0;
+    counters stats_;
+
+    entry** find_link(std::uint32_t db, std::string_view name, std::uint64_t hash) noexcept {
+        entry** link = &buckets_[hash & (buckets_.size() - 1)];
+        while (*link != nullptr) {
+            entry* e = *link;
+            if (e->hash == hash && e->db == db && e->name() == name) return link;
+            link = &e->chain;
+        }
+        return link;
+    }
+    entry** link_of(entry* target) noexcept {
+        entry** link = &buckets_[target->hash & (buckets_.size() - 1)];
+        while (*link != target) link = &(*link)->chain;
+        return link;
+    }
+
+    void lru_unlink(entry* e) noexcept {
+        e->prev->next = e->next;
+        e->next->prev = e->prev;
+    }
+    void lru_push_front(entry* e) noexcept {
+        e->next = head_.next;
+        e->prev = &head_;
+        head_.next->prev = e;
+        head_.next = e;
+    }
+
+    bool heap_less(std::size_t a, std::size_t b) const noexcept {
+        return heap_[a]->expires_at < heap_[b]->expires_at;
+    }
+    void heap_swap(std::size_t a, std::size_t b) noexcept {
+        std::swap(heap_[a], heap_[b]);
+        heap_[a]->heap_slot = static_cast<std::uint32_t>(a);
+        heap_[b]->heap_slot = static_cast<std::uint32_t>(b);
+    }
+    void sift_up(std::size_t i) noexcept {
+        while (i > 0) {
+            std::size_t parent = (i - 1) / 2;
+            if (!heap_less(i, parent)) break;
+            heap_swap(i, parent);
+            i = parent;
+        }
+    }
+    void sift_down(std::size_t i) noexcept {
+        for (;;) {
+            std::size_t l = 2 * i + 1;
+            std::size_t r = l + 1;
+            std::size_t m = i;
+            if (l < heap_.size() && heap_less(l, m)) m = l;
+            if (r < heap_.size() && heap_less(r, m)) m = r;
+            if (m == i) return;
+            heap_swap(i, m);
+            i = m;
+        }
+    }
+    void heap_push(entry* e) {
+        e->heap_slot = static_cast<std::uint32_t>(heap_.size());
+        heap_.push_back(e);
+        sift_up(heap_.size() - 1);
+    }
+    void heap_erase(entry* e) noexcept {
+        const std::size_t i = e->heap_slot;
+        entry* last = heap_.back();
+        heap_.pop_back();
+        if (i < heap_.size()) {
+            heap_[i] = last;
+            last->heap_slot = static_cast<std::uint32_t>(i);
+            sift_down(i);
+            sift_up(i);
+        }
+    }
+
+    // Unlinks the entry that *link points to from all three structures and hands it to `dead`.
+    void remove(entry** link, graveyard& dead) noexcept {
+        entry* e = *link;
+        *link = e->chain;
+        lru_unlink(e);
+        heap_erase(e);
+        --count_;
+        bytes_ -= e->charge();
+        dead.bury(e);
+    }
+    void remove(entry* e, graveyard& dead) noexcept { remove(link_of(e), dead); }
+
+    void grow_index() {
+        std::vector<entry*> bigger(buckets_.size() * 2, nullptr);
+        const std::size_t mask = bigger.size() - 1;
+        for (entry* head : buckets_) {
+            while (head != nullptr) {
+                entry* next = head->chain;
+                entry*& slot = bigger[head->hash & mask];
+                head->chain = slot;
+                slot = head;
+                head = next;
+            }
+        }
+        buckets_.swap(bigger);
+    }
+
+    bool over_limits() const noexcept {
+        return count_ > capacity_ || (max_memory_ != 0 && bytes_ > max_memory_);
+    }
+    void evict_to_limits(graveyard& dead) noexcept {
+        while (count_ > 0 && over_limits()) {
+            remove(head_.prev, dead);
+            ++stats_.evictions;
+        }
+    }
+    void remove_all_where(graveyard& dead, const std::function<bool(const entry&)>& pred) {
+        for (entry* e = head_.next; e != &head_;) {
+            entry* next = e->next;
+            if (pred(*e)) {
+                remove(e, dead);
+                ++stats_.invalidations;
+            }
+            e = next;
+        }
+    }
+};
+
+lru_cache::lru_cache(limits lim, std::size_t shards, const clock& clk) : clock_(clk) {
+    if (shards == 0) shards = auto_shards(lim.capacity);
+    shards = std::bit_ceil(shards);
+    shards_.reserve(shards);
+    for (std::size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<shard>());
+    shard_mask_ = shards - 1;
+    set_limits(lim);
+}
+
+lru_cache::~lru_cache() = default;
+
+std::size_t lru_cache::auto_shards(std::size_t capacity) noexcept {
+    std::size_t shards = 1;
+    while (shards * 2 <= 16 && capacity / (shards * 2) >= 256) shards *= 2;
+    return shards;
+}
+
+lru_cache::shard& lru_cache::shard_for(std::uint64_t hash) const noexcept {
+    return *shards_[shard_bits(hash) & shard_mask_];
+}
+
+void lru_cache::set_limits(limits lim) {
+    std::lock_guard guard(limits_mutex_);
+    limits_ = lim;
+    enabled_.store(lim.capacity > 0, std::memory_order_relaxed);
+    apply_limits(lim);
+}
+
+limits lru_cache::current_limits() const {
+    std::lock_guard guard(limits_mutex_);
+    return limits_;
+}
+
+void lru_cache::apply_limits(const limits& lim) {
+    const std::size_t n = shards_.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        shard& s = *shards_[i];
+        graveyard dead;
+        {
+            std::lock_guard guard(s.mu_);
+            // Split both bounds evenly; the first shards take the remainders.
+            s.capacity_ = lim.capacity / n + (i < lim.capacity % n ? 1 : 0);
+            s.max_memory_ = lim.max_memory == 0 ? 0 : std::max<std::size_t>(1, lim.max_memory / n + (i < lim.max_memory % n ? 1 : 0));
+            s.ttl_ = lim.ttl;
+            s.evict_to_limits(dead);
+        }
+        dead.release<entry>();
+    }
+}
+
+bool lru_cache::lookup(const key& k, millis now, std::string& out) {
+    shard& s = shard_for(k.hash);
+    entry* pinned = nullptr;
+    graveyard dead;
+    {
+        std::lock_guard guard(s.mu_);
+        entry** link = s.find_link(k.db, k.name, k.hash);
+        entry* e = *link;
+        if (e == nullptr) return false;
+        if (e->expires_at <= now) {
+            s.remove(link, dead);
+            ++s.stats_.expirations;
+        } else {
+            s.lru_unlink(e);
+            s.lru_push_front(e);
+            if (e->reply_len <= kCopyUnderLock && out.capacity() - out.size() >= e->reply_len) {
+                out.append(e->reply());
+                return true;
+            }
+            e->refs.fetch_add(1, std::memory_order_relaxed);
+            pinned = e;
+        }
+    }
+    if (pinned == nullptr) {
+        dead.release<entry>();
+        return false;
+    }
+    out.append(pinned->reply());
+    pinned->unref();
+    return true;
+}
+
+bool lru_cache::contains(const key& k, millis now) const {
+    shard& s = shard_for(k.hash);
+    std::lock_guard guard(s.mu_);
+    entry* e = *s.find_link(k.db, k.name, k.hash);
+    return e != nullptr && e->expires_at > now;
+}
+
+fill_token lru_cache::begin_fill(const key& k) {
+    shard& s = shard_for(k.hash);
+    std::lock_guard guard(s.mu_);
+    return {s.generations_[generation_slot(k.hash)], s.epoch_};
+}
+
+bool lru_cache::fill(const key& k, fill_token token, std::string_view reply, millis now, millis key_expires_at) {
+    shard& s = shard_for(k.hash);
+    const std::size_t charge = entry_charge(k.name.size(), reply.size());
+    if (reply.size() > UINT32_MAX || k.name.size() > UINT32_MAX) return false;
+    entry* fresh = entry::create(k, reply);  // allocated before the lock is taken
+    graveyard dead;
+    bool inserted = false;
+    {
+        std::lock_guard guard(s.mu_);
+        const millis expires_at = std::min(now + s.ttl_, key_expires_at);
+        if (token.generation != s.generations_[generation_slot(k.hash)] || token.epoch != s.epoch_) {
+            ++s.stats_.fills_dropped;
+        } else if (s.capacity_ != 0 && (s.max_memory_ == 0 || charge <= s.max_memory_) && expires_at > now) {
+            entry** link = s.find_link(k.db, k.name, k.hash);
+            if (*link != nullptr) s.remove(link, dead);
+            fresh->expires_at = expires_at;
+            entry*& bucket = s.buckets_[k.hash & (s.buckets_.size() - 1)];
+            fresh->chain = bucket;
+            bucket = fresh;
+            s.lru_push_front(fresh);
+            s.heap_push(fresh);
+            ++s.count_;
+            s.bytes_ += charge;
+            if (s.count_ > s.buckets_.size()) s.grow_index();
+            s.evict_to_limits(dead);
+            inserted = true;
+        }
+    }
+    dead.release<entry>();
+    if (!inserted) entry::destroy(fresh);
+    return inserted;
+}
+
+void lru_cache::invalidate(std::string_view name, std::uint64_t hash) {
+    shard& s = shard_for(hash);
+    graveyard dead;
+    {
+        std::lock_guard guard(s.mu_);
+        ++s.generations_[generation_slot(hash)];
+        entry** link = &s.buckets_[hash & (s.buckets_.size() - 1)];
+        while (*link != nullptr) {
+            entry* e = *link;
+            if (e->hash == hash && e->name() == name) {
+                s.remove(link, dead);
+                ++s.stats_.invalidations;
+            } else {
+                link = &e->chain;
+            }
+        }
+    }
+    dead.release<entry>();
+}
+
+void lru_cache::flush_db(std::uint32_t db) {
+    for (auto& sp : shards_) {
+        graveyard dead;
+        {
+            std::lock_guard guard(sp->mu_);
+            ++sp->epoch_;
+            sp->remove_all_where(dead, [db](const entry& e) { return e.db == db; });
+        }
+        dead.release<entry>();
+    }
+}
+
+void lru_cache::flush_all() {
+    for (auto& sp : shards_) {
+        graveyard dead;
+        {
+            std::lock_guard guard(sp->mu_);
+            ++sp->epoch_;
+            sp->remove_all_where(dead, [](const entry&) { return true; });
+        }
+        dead.release<entry>();
+    }
+}
+
+std::size_t lru_cache::remove_expired(millis now) {
+    std::size_t removed = 0;
+    for (auto& sp : shards_) {
+        for (bool more = true; more;) {
+            graveyard dead;
+            {
+                std::lock_guard guard(sp->mu_);
+                std::size_t batch = 0;
+                while (!sp->heap_.empty() && sp->heap_.front()->expires_at <= now && batch < kReapBatch) {
+                    sp->remove(sp->heap_.front(), dead);
+                    ++sp->stats_.expirations;
+                    ++batch;
+                }
+                removed += batch;
+                more = batch == kReapBatch;
+            }
+            dead.release<entry>();
+        }
+    }
+    return removed;
+}
+
+counters lru_cache::stats() const {
+    counters total;
+    for (auto& sp : shards_) {
+        std::lock_guard guard(sp->mu_);
+        total.entries += sp->count_;
+        total.bytes += sp->bytes_;
+        total.evictions += sp->stats_.evictions;
+        total.expirations += sp->stats_.expirations;
+        total.invalidations += sp->stats_.invalidations;
+        total.fills_dropped += sp->stats_.fills_dropped;
+    }
+    return total;
+}
+
+}  // namespace respcache::cache

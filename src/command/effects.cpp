@@ -1,0 +1,123 @@
+#include "respcache/command/effects.hpp"
+
+#include <algorithm>
+
+#include "respcache/resp/parser.hpp"
+
+namespace respcache::command {
+
+namespace {
+bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+        if (x != y) return false;
+    }
+    return true;
+}
+
+bool parse_db(std::string_view s, std::uint32_t& out) {
+    std::int64_t v = 0;
+    if (!resp::detail::parse_int64(s, v) || v < 0 || v > UINT32_MAX) return false;
+    out = static_cast<std::uint32_t>(v);
+    return true;
+}
+
+// Scripts and functions before Redis 7 have no key specs: their keys follow a numkeys argument.
+bool numkeys_keys(args_view args, cache_effect& out) {
+    if (args.size() < 3) return false;
+    std::int64_t n = 0;
+    if (!resp::detail::parse_int64(args[2], n) || n < 0 || static_cast<std::size_t>(n) > args.size() - 3) return false;
+    for (std::int64_t i = 0; i < n; ++i) out.keys.push_back(args[3 + i]);
+    return true;
+}
+}  // namespace
+
+cache_effect effect_of(const command_info* info, args_view args, std::uint32_t db) {
+    cache_effect out;
+    if (args.empty()) return out;
+    const std::string_view name = args[0];
+    if (iequals(name, "flushall")) {
+        out.all = true;
+        return out;
+    }
+    if (iequals(name, "flushdb")) {
+        out.dbs.push_back(db);
+        return out;
+    }
+    if (iequals(name, "swapdb")) {
+        std::uint32_t a = 0, b = 0;
+        if (args.size() == 3 && parse_db(args[1], a) && parse_db(args[2], b)) {
+            out.dbs = {a, b};
+        } else {
+            out.all = true;
+        }
+        return out;
+    }
+    if (info == nullptr) {
+        out.dbs.push_back(db);
+        return out;
+    }
+    if (info->has(flag_readonly)) return out;
+    if (iequals(name, "sort")) {
+        // SORT writes only with STORE <destination>; its key spec for the destination is "incomplete".
+        for (std::size_t i = 2; i + 1 < args.size(); ++i)
+            if (iequals(args[i], "store")) out.keys.push_back(args[i + 1]);
+        return out;
+    }
+    if (info->key_specs.empty() && (iequals(name, "eval") || iequals(name, "evalsha") || iequals(name, "fcall"))) {
+        if (!numkeys_keys(args, out)) out.dbs.push_back(db);
+        return out;
+    }
+    key_set ks = catalog::keys(*info, args);
+    out.keys = std::move(ks.keys);
+    if (!ks.complete) out.dbs.push_back(db);
+    return out;
+}
+
+void owned_effect::add(const cache_effect& e) {
+    for (auto k : e.keys) {
+        keys.emplace_back(k);
+        hashes.push_back(cache::hash_name(k));
+    }
+    for (auto d : e.dbs)
+        if (std::find(dbs.begin(), dbs.end(), d) == dbs.end()) dbs.push_back(d);
+    all = all || e.all;
+}
+
+void owned_effect::add(const owned_effect& e) {
+    keys.insert(keys.end(), e.keys.begin(), e.keys.end());
+    hashes.insert(hashes.end(), e.hashes.begin(), e.hashes.end());
+    for (auto d : e.dbs)
+        if (std::find(dbs.begin(), dbs.end(), d) == dbs.end()) dbs.push_back(d);
+    all = all || e.all;
+}
+
+void owned_effect::clear() {
+    keys.clear();
+    hashes.clear();
+    dbs.clear();
+    all = false;
+}
+
+bool owned_effect::touches(const cache::key& k) const noexcept {
+    if (all) return true;
+    for (auto d : dbs)
+        if (d == k.db) return true;
+    for (std::size_t i = 0; i < keys.size(); ++i)
+        if (hashes[i] == k.hash && keys[i] == k.name) return true;
+    return false;
+}
+
+void owned_effect::apply(cache::lru_cache& cache) const {
+    if (all) {
+        cache.flush_all();
+        return;
+    }
+    for (auto d : dbs) cache.flush_db(d);
+    for (std::size_t i = 0; i < keys.size(); ++i) cache.invalidate(keys[i], hashes[i]);
+}
+
+}  // namespace respcache::command

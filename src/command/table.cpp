@@ -1,0 +1,76 @@
+#include "respcache/command/table.hpp"
+
+#include <algorithm>
+
+#include "respcache/command/catalog.hpp"
+#include "respcache/command/handlers.hpp"
+
+namespace respcache::command {
+
+table::table(std::vector<row> rows) : rows_(std::move(rows)) {
+    std::sort(rows_.begin(), rows_.end(), [](const row& a, const row& b) { return a.name < b.name; });
+}
+
+const row* table::find(std::string_view name) const noexcept {
+    char buf[16];
+    if (name.size() > sizeof buf) return nullptr;  // no local command has a longer name
+    const std::string_view lower = to_lower(name, buf);
+    auto it = std::lower_bound(rows_.begin(), rows_.end(), lower, [](const row& r, std::string_view n) { return r.name < n; });
+    return (it != rows_.end() && it->name == lower) ? &*it : nullptr;
+}
+
+const table& table::local() {
+    constexpr std::uint32_t in_multi = local_in_multi;
+    constexpr std::uint32_t alone = local_wait_before | local_wait_after;
+    static const table t({
+        {"auth", -2, local_no_auth, auth},
+        {"client", -2, 0, client},
+        {"discard", 1, in_multi, exec_or_discard},
+        {"echo", 2, 0, echo},
+        {"exec", 1, in_multi, exec_or_discard},
+        {"get", 2, 0, get},
+        {"hello", -1, local_no_auth, hello},
+        {"monitor", 1, alone, monitor},
+        {"multi", 1, in_multi | local_wait_before, multi},
+        {"ping", -1, 0, ping},
+        {"psubscribe", -2, alone, subscribe},
+        {"psync", -3, 0, refuse_replication},
+        {"punsubscribe", -1, 0, unsubscribe},
+        {"quit", -1, in_multi | local_in_pubsub | local_no_auth, quit},
+        {"reset", 1, in_multi | local_in_pubsub | local_no_auth | local_wait_before, reset},
+        {"select", 2, 0, select},
+        {"ssubscribe", -2, alone, subscribe},
+        {"subscribe", -2, alone, subscribe},
+        {"sunsubscribe", -1, 0, unsubscribe},
+        {"sync", 1, 0, refuse_replication},
+        {"unsubscribe", -1, 0, unsubscribe},
+        {"unwatch", 1, 0, unwatch},
+        {"watch", -2, in_multi | local_wait_before, watch},
+    });
+    return t;
+}
+
+std::string wrong_arity_error(std::string_view fullname) {
+    return "ERR wrong number of arguments for '" + std::string(fullname) + "' command";
+}
+
+std::string unknown_command_error(args_view args) {
+    // As Redis builds it: the name cut at 128 bytes, then quoted arguments while they fit in 128 bytes.
+    std::string quoted;
+    for (std::size_t i = 1; i < args.size() && quoted.size() < 128; ++i) {
+        const std::size_t room = 128 - quoted.size();
+        quoted += '\'';
+        quoted.append(args[i].substr(0, room));
+        quoted += "' ";
+    }
+    return "ERR unknown command '" + std::string(args[0].substr(0, 128)) + "', with args beginning with: " + quoted;
+}
+
+std::string unknown_subcommand_error(std::string_view sub, std::string_view container) {
+    std::string upper(container);
+    for (char& c : upper)
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+    return "ERR unknown subcommand '" + std::string(sub.substr(0, 128)) + "'. Try " + upper + " HELP.";
+}
+
+}  // namespace respcache::command

@@ -1,0 +1,413 @@
+#include "respcache/config.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include <boost/make_shared.hpp>
+#include <boost/program_options.hpp>
+
+extern char** environ;
+
+namespace respcache {
+
+namespace po = boost::program_options;
+
+std::string backend_address::redacted() const {
+    std::string out = "redis://";
+    if (!user.empty() || !password.empty()) {
+        out += user;
+        if (!password.empty()) out += ":***";
+        out += '@';
+    }
+    if (host.find(':') != std::string::npos)
+        out += '[' + host + ']';
+    else
+        out += host;
+    out += ':' + std::to_string(port);
+    if (db != 0) out += '/' + std::to_string(db);
+    return out;
+}
+
+namespace detail {
+
+namespace {
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+    return out;
+}
+
+template <typename T>
+std::optional<T> parse_unsigned(std::string_view text) {
+    T value{};
+    if (text.empty()) return std::nullopt;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return value;
+}
+
+std::optional<std::string> percent_decode(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '%') {
+            out.push_back(s[i]);
+            continue;
+        }
+        if (i + 2 >= s.size()) return std::nullopt;
+        auto v = std::string(s.substr(i + 1, 2));
+        if (!std::isxdigit(static_cast<unsigned char>(v[0])) ||
+            !std::isxdigit(static_cast<unsigned char>(v[1])))
+            return std::nullopt;
+        out.push_back(static_cast<char>(std::stoi(v, nullptr, 16)));
+        i += 2;
+    }
+    return out;
+}
+}  // namespace
+
+std::optional<milliseconds> parse_duration(std::string_view text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+    auto number = parse_unsigned<std::uint64_t>(text.substr(0, digits));
+    if (!number) return std::nullopt;
+    const std::string unit = lower(text.substr(digits));
+    std::uint64_t factor = 0;
+    if (unit == "ms")
+        factor = 1;
+    else if (unit.empty() || unit == "s")
+        factor = 1000;
+    else if (unit == "m")
+        factor = 60'000;
+    else if (unit == "h")
+        factor = 3'600'000;
+    else
+        return std::nullopt;
+    if (*number > static_cast<std::uint64_t>(INT64_MAX) / factor / 1000) return std::nullopt;
+    return milliseconds(static_cast<std::int64_t>(*number * factor));
+}
+
+std::optional<std::size_t> parse_size(std::string_view text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+    auto number = parse_unsigned<std::uint64_t>(text.substr(0, digits));
+    if (!number) return std::nullopt;
+    const std::string unit = lower(text.substr(digits));
+    // Redis's memory units: k, m, g are powers of 1000; kb, mb, gb powers of 1024.
+    static const std::pair<const char*, std::uint64_t> units[] = {
+        {"", 1},         {"b", 1},        {"k", 1000},           {"kb", 1024},
+        {"m", 1000000},  {"mb", 1048576}, {"g", 1000000000ull}, {"gb", 1073741824ull},
+    };
+    for (auto& [name, factor] : units) {
+        if (unit == name) {
+            if (*number > SIZE_MAX / factor) return std::nullopt;
+            return static_cast<std::size_t>(*number * factor);
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<backend_address> parse_backend_url(std::string_view text) {
+    constexpr std::string_view scheme = "redis://";
+    if (text.substr(0, scheme.size()) != scheme) return std::nullopt;
+    std::string_view rest = text.substr(scheme.size());
+    backend_address out;
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+        std::string_view userinfo = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        auto colon = userinfo.find(':');
+        std::optional<std::string> user;
+        std::optional<std::string> pass;
+        if (colon == std::string_view::npos) {
+            // A lone userinfo is a password, as redis-cli -u reads it.
+            user = std::string();
+            pass = percent_decode(userinfo);
+        } else {
+            user = percent_decode(userinfo.substr(0, colon));
+            pass = percent_decode(userinfo.substr(colon + 1));
+        }
+        if (!user || !pass) return std::nullopt;
+        out.user = *user;
+        out.password = *pass;
+    }
+    std::string_view hostport = rest;
+    if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+        hostport = rest.substr(0, slash);
+        std::string_view db = rest.substr(slash + 1);
+        if (!db.empty()) {
+            auto n = parse_unsigned<std::uint32_t>(db);
+            if (!n) return std::nullopt;
+            out.db = *n;
+        }
+    }
+    std::string_view host = hostport;
+    std::string_view port;
+    if (!hostport.empty() && hostport.front() == '[') {
+        auto close = hostport.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        host = hostport.substr(1, close - 1);
+        std::string_view after = hostport.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') return std::nullopt;
+            port = after.substr(1);
+        }
+    } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
+        host = hostport.substr(0, colon);
+        port = hostport.substr(colon + 1);
+    }
+    if (host.empty()) return std::nullopt;
+    for (char c : host)
+        if (std::isspace(static_cast<unsigned char>(c)) || c == '/' || c == '@') return std::nullopt;
+    out.host = std::string(host);
+    if (!port.empty()) {
+        auto p = parse_unsigned<std::uint16_t>(port);
+        if (!p || *p == 0) return std::nullopt;
+        out.port = *p;
+    } else if (hostport.find(':') != std::string_view::npos && hostport.front() != '[') {
+        return std::nullopt;
+    }
+    return out;
+}
+
+}  // namespace detail
+
+std::vector<std::string> process_environment() {
+    std::vector<std::string> out;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) out.emplace_back(*e);
+    return out;
+}
+
+namespace {
+
+// One option: its name, its help text with the accepted form, and how to apply a value to a config.
+// Returning false means "not of the accepted form".
+struct option_row {
+    const char* name;
+    const char* form;  // the accepted form, quoted in errors and in --help
+    const char* help;
+    std::function<bool(config&, const std::string&)> apply;
+};
+
+bool is_ip_address(const std::string& s) {
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+template <typename T>
+std::function<bool(config&, const std::string&)> integer_in(T config::*field, std::uint64_t lo, std::uint64_t hi) {
+    return [=](config& c, const std::string& v) {
+        std::uint64_t n = 0;
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi) return false;
+        c.*field = static_cast<T>(n);
+        return true;
+    };
+}
+
+std::function<bool(config&, const std::string&)> duration_at_least(milliseconds config::*field, milliseconds lo) {
+    return [=](config& c, const std::string& v) {
+        auto d = detail::parse_duration(v);
+        if (!d || *d < lo) return false;
+        c.*field = *d;
+        return true;
+    };
+}
+
+std::function<bool(config&, const std::string&)> size_at_least(std::size_t config::*field, std::size_t lo) {
+    return [=](config& c, const std::string& v) {
+        auto n = detail::parse_size(v);
+        if (!n || *n < lo) return false;
+        c.*field = *n;
+        return true;
+    };
+}
+
+const std::vector<option_row>& option_table() {
+    static const std::vector<option_row> rows = {
+        {"bind", "an IP address such as 127.0.0.1 or ::1", "address to listen on (default 127.0.0.1)",
+         [](config& c, const std::string& v) {
+             if (!is_ip_address(v)) return false;
+             c.bind = v;
+             return true;
+         }},
+        {"port", "a port number from 0 to 65535", "port to listen on; 0 picks a free one (default 8001)",
+         integer_in(&config::port, 0, 65535)},
+        {"backend", "redis://[user:password@]host:port[/db]",
+         "the backing Redis (default redis://127.0.0.1:6379)",
+         [](config& c, const std::string& v) {
+             auto a = detail::parse_backend_url(v);
+             if (!a) return false;
+             c.backend = *a;
+             return true;
+         }},
+        {"capacity", "a whole number of keys, 0 disables the cache", "most keys cached (default 1024)",
+         integer_in(&config::capacity, 0, UINT32_MAX)},
+        {"max-memory", "a size such as 0, 1048576, 64mb or 1gb",
+         "most bytes cached, entries' bookkeeping included; 0 = no byte bound (default 0)",
+         size_at_least(&config::max_memory, 0)},
+        {"max-value-size", "a size of at least 1 byte, such as 4096, 512kb or 1mb",
+         "largest value cached; larger ones are served but not cached (default 1mb)",
+         size_at_least(&config::max_value_size, 1)},
+        {"cache-shards", "a whole number from 0 to 1024 (0 = automatic)",
+         "lock shards of the cache, rounded up to a power of two (default 0 = automatic)",
+         integer_in(&config::cache_shards, 0, 1024)},
+        {"ttl", "a duration of at least 1ms, such as 300s, 1500ms or 5m",
+         "longest life of a cached entry (default 300s)", duration_at_least(&config::ttl, milliseconds(1))},
+        {"reaper-interval", "a duration of at least 1ms, such as 100ms or 1s",
+         "how often expired entries are removed (default 100ms)",
+         duration_at_least(&config::reaper_interval, milliseconds(1))},
+        {"invalidation", "tracking or ttl",
+         "tracking: Redis client tracking invalidates entries written by anyone; ttl: entries live until "
+         "their TTL unless written through this proxy (default tracking)",
+         [](config& c, const std::string& v) {
+             if (v == "tracking")
+                 c.invalidation = invalidation_mode::tracking;
+             else if (v == "ttl")
+                 c.invalidation = invalidation_mode::ttl;
+             else
+                 return false;
+             return true;
+         }},
+        {"threads", "a whole number from 1 to 256", "io threads (default: the number of cores)",
+         integer_in(&config::threads, 1, 256)},
+        {"backend-connections", "a whole number from 1 to 64",
+         "shared pipelined backend connections per io thread (default 1)",
+         integer_in(&config::backend_connections, 1, 64)},
+        {"connect-timeout", "a duration of at least 1ms, such as 1s or 500ms",
+         "longest wait for a backend connection (default 1s)",
+         duration_at_least(&config::connect_timeout, milliseconds(1))},
+        {"request-timeout", "a duration of at least 1ms, such as 3s or 500ms",
+         "longest wait for a backend reply (default 3s)",
+         duration_at_least(&config::request_timeout, milliseconds(1))},
+        {"shutdown-timeout", "a duration such as 5s or 0",
+         "on SIGINT/SIGTERM, longest wait for in-flight requests (default 5s)",
+         duration_at_least(&config::shutdown_timeout, milliseconds(0))},
+        {"max-clients", "a whole number from 1 to 1000000", "most connected clients (default 10000)",
+         integer_in(&config::max_clients, 1, 1'000'000)},
+        {"log-level", "one of trace, debug, info, warn, error, critical, off", "log level (default info)",
+         [](config& c, const std::string& v) {
+             static const char* levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+             if (std::find(std::begin(levels), std::end(levels), v) == std::end(levels)) return false;
+             c.log_level = v;
+             return true;
+         }},
+        {"log-format", "text or json", "log line format (default text)",
+         [](config& c, const std::string& v) {
+             if (v == "text")
+                 c.log_fmt = log_format::text;
+             else if (v == "json")
+                 c.log_fmt = log_format::json;
+             else
+                 return false;
+             return true;
+         }},
+    };
+    return rows;
+}
+
+po::options_description describe() {
+    po::options_description desc("Options");
+    desc.add_options()("help,h", "print this help and exit")("version", "print the version and exit")(
+        "config", po::value<std::string>()->value_name("FILE"),
+        "read `key = value` lines from FILE (lowest precedence after the defaults)");
+    for (const auto& row : option_table()) {
+        std::string help = std::string(row.help) + "; " + row.form;
+        desc.add(boost::make_shared<po::option_description>(
+            row.name, po::value<std::string>()->value_name("VALUE"), help.c_str()));
+    }
+    return desc;
+}
+
+std::string env_to_option(std::string_view name) {
+    std::string out(name);
+    for (char& c : out) c = c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+config_outcome usage_error(std::string text) {
+    config_outcome out;
+    out.what = config_outcome::action::exit_usage_error;
+    out.message = "respcache: " + std::move(text);
+    return out;
+}
+
+}  // namespace
+
+config_outcome load_config(const std::vector<std::string>& args, const std::vector<std::string>& environment) {
+    const po::options_description desc = describe();
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(args).options(desc).run(), vm);
+    } catch (const po::error& e) {
+        return usage_error(std::string(e.what()) + " (see --help)");
+    }
+    if (vm.count("help")) {
+        std::ostringstream text;
+        text << "Usage: respcache [options]\n\nA caching proxy for Redis: serves GET from an in-process LRU cache "
+                "and forwards everything else.\n"
+             << "Every option may also be set as RESPCACHE_<NAME> in the environment (e.g. "
+                "RESPCACHE_MAX_MEMORY=64mb) or as `name = value` in the --config file;\nthe command line wins "
+                "over the environment, which wins over the file.\n\n"
+             << desc;
+        config_outcome out;
+        out.what = config_outcome::action::exit_success;
+        out.message = text.str();
+        return out;
+    }
+    if (vm.count("version")) {
+        config_outcome out;
+        out.what = config_outcome::action::exit_success;
+        out.message = std::string("respcache ") + RESPCACHE_VERSION + "\n";
+        return out;
+    }
+
+    std::vector<std::string> env_args;
+    for (const auto& entry : environment) {
+        constexpr std::string_view prefix = "RESPCACHE_";
+        auto eq = entry.find('=');
+        if (eq == std::string::npos || entry.compare(0, prefix.size(), prefix) != 0) continue;
+        const std::string name = entry.substr(prefix.size(), eq - prefix.size());
+        const std::string option = env_to_option(name);
+        if (desc.find_nothrow(option, false) == nullptr || option == "help" || option == "version")
+            return usage_error("unknown environment variable RESPCACHE_" + name);
+        env_args.push_back("--" + option + "=" + entry.substr(eq + 1));
+    }
+    try {
+        po::store(po::command_line_parser(env_args).options(desc).run(), vm);
+    } catch (const po::error& e) {
+        return usage_error(std::string("in the environment: ") + e.what());
+    }
+
+    config cfg;
+    cfg.threads = std::max(1u, std::thread::hardware_concurrency());
+    if (vm.count("config")) {
+        cfg.config_file = vm["config"].as<std::string>();
+        std::ifstream file(cfg.config_file);
+        if (!file) return usage_error("--config: cannot read '" + cfg.config_file + "': " + std::strerror(errno));
+        try {
+            po::store(po::parse_config_file(file, desc, false), vm);
+        } catch (const po::error& e) {
+            return usage_error("in " + cfg.config_file + ": " + e.what());
+        }
+    }
+
+    for (const auto& row : option_table()) {
+        if (!vm.count(row.name)) continue;
+        const std::string& value = vm[row.name].as<std::string>();
+        if (!row.apply(cfg, value))
+            return usage_error(std::string("--") + row.name + ": invalid value '" + value + "' (expected " +
+                               row.form + ")");
+    }
+    config_outcome out;
+    out.cfg = std::move(cfg);
+    return out;
+}
+
+}  // namespace respcache

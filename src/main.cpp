@@ -1,0 +1,194 @@
+// Wiring only: configuration, logging, cache, reaper, backend, io threads, signals.
+
+#include <csignal>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "respcache/cache/clock.hpp"
+#include "respcache/cache/lru_cache.hpp"
+#include "respcache/cache/reaper.hpp"
+#include "respcache/config.hpp"
+#include "respcache/log.hpp"
+#include "respcache/server/catalog_loader.hpp"
+#include "respcache/server/invalidation_listener.hpp"
+#include "respcache/server/listener.hpp"
+#include "respcache/server/services.hpp"
+#include "respcache/server/session.hpp"
+#include "respcache/server/worker.hpp"
+
+namespace asio = boost::asio;
+using namespace respcache;
+
+namespace {
+
+std::string mode_name(invalidation_mode m) { return m == invalidation_mode::tracking ? "tracking" : "ttl"; }
+
+// Stops accepting, lets every session finish what it has in flight (bounded by --shutdown-timeout),
+// then closes the backend connections and lets the io threads run out of work.
+class shutdown_sequence {
+public:
+    shutdown_sequence(std::vector<std::unique_ptr<server::worker>>& workers, server::services& svc,
+                      server::listener& l, server::catalog_loader& loader, server::invalidation_listener* inval,
+                      std::vector<asio::executor_work_guard<asio::io_context::executor_type>>& guards)
+        : workers_(workers), svc_(svc), listener_(l), loader_(loader), inval_(inval), guards_(guards),
+          timer_(workers[0]->io()) {}
+
+    void begin(const char* why) {
+        if (started_) return;
+        started_ = true;
+        log::info("shutting down: no new clients, finishing requests in flight", {{"signal", why}});
+        listener_.stop();
+        for (auto& w : workers_) asio::post(w->io(), [wp = w.get()] { wp->stop_sessions(); });
+        deadline_ = std::chrono::steady_clock::now() + svc_.startup_config().shutdown_timeout;
+        poll();
+    }
+
+private:
+    void poll() {
+        if (svc_.connected_clients().load() == 0 || std::chrono::steady_clock::now() >= deadline_) {
+            finish();
+            return;
+        }
+        timer_.expires_after(std::chrono::milliseconds(10));
+        timer_.async_wait([this](boost::system::error_code ec) {
+            if (!ec) poll();
+        });
+    }
+
+    void finish() {
+        const auto left = svc_.connected_clients().load();
+        if (left > 0) log::warn("shutdown timeout: closing clients still connected", {{"clients", left}});
+        loader_.close();
+        if (inval_ != nullptr) inval_->close();
+        for (auto& w : workers_) {
+            asio::post(w->io(), [wp = w.get()] {
+                wp->stop_sessions_now();
+                wp->stop_backend();
+            });
+        }
+        for (auto& g : guards_) g.reset();
+        // Whatever still holds work (a client that never drains its socket) must not keep us alive.
+        timer_.expires_after(std::chrono::milliseconds(500));
+        timer_.async_wait([this](boost::system::error_code) {
+            for (auto& w : workers_) w->io().stop();
+        });
+    }
+
+    std::vector<std::unique_ptr<server::worker>>& workers_;
+    server::services& svc_;
+    server::listener& listener_;
+    server::catalog_loader& loader_;
+    server::invalidation_listener* inval_;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>>& guards_;
+    asio::steady_timer timer_;
+    std::chrono::steady_clock::time_point deadline_;
+    bool started_ = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    config_outcome outcome = load_config(args, process_environment());
+    if (outcome.what == config_outcome::action::exit_usage_error) {
+        std::cerr << outcome.message << "\n";
+        return 2;
+    }
+    if (outcome.what == config_outcome::action::exit_success) {
+        std::cout << outcome.message;
+        return 0;
+    }
+    const config cfg = outcome.cfg;
+    log::init(cfg.log_fmt, cfg.log_level);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    cache::steady_clock clock;
+    cache::lru_cache cache({cfg.capacity, cfg.max_memory, cfg.ttl.count()}, cfg.cache_shards, clock);
+    cache::reaper reaper(cache, cfg.reaper_interval);
+    server::services svc(cfg, cache);
+
+    backend::connection_options backend_options;
+    backend_options.address = cfg.backend;
+    backend_options.connect_timeout = cfg.connect_timeout;
+    backend_options.request_timeout = cfg.request_timeout;
+
+    std::vector<std::unique_ptr<server::worker>> workers;
+    std::vector<server::worker*> worker_ptrs;
+    for (unsigned i = 0; i < cfg.threads; ++i) {
+        workers.push_back(std::make_unique<server::worker>(svc, i, backend_options));
+        worker_ptrs.push_back(workers.back().get());
+    }
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    for (auto& w : workers) guards.push_back(asio::make_work_guard(w->io()));
+
+    asio::io_context& main_io = workers[0]->io();
+    std::optional<server::listener> listener;
+    try {
+        listener.emplace(main_io.get_executor(), asio::ip::tcp::endpoint(asio::ip::make_address(cfg.bind), cfg.port),
+                         worker_ptrs, svc);
+    } catch (const std::exception& e) {
+        log::error("cannot listen", {{"bind", cfg.bind}, {"port", cfg.port}, {"error", e.what()}});
+        return 1;
+    }
+
+    server::catalog_loader loader(main_io.get_executor(), backend_options, svc);
+    workers[0]->set_catalog_loader(&loader);
+    std::unique_ptr<server::invalidation_listener> inval;
+    if (cfg.invalidation == invalidation_mode::tracking)
+        inval = std::make_unique<server::invalidation_listener>(main_io.get_executor(), backend_options, svc,
+                                                                std::chrono::milliseconds(1000), cfg.request_timeout);
+
+    shutdown_sequence shutdown(workers, svc, *listener, loader, inval.get(), guards);
+    asio::signal_set signals(main_io, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+        if (!ec) shutdown.begin(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    });
+
+    for (auto& w : workers) asio::post(w->io(), [wp = w.get()] { wp->start_backend(); });
+    asio::post(main_io, [&] {
+        loader.start();
+        if (inval) inval->start();
+        listener->start();
+    });
+
+    const auto bound = listener->local_endpoint();
+    if (!cfg.bind.starts_with("127.") && cfg.bind != "::1")
+        log::warn("listening on a non-loopback address: anyone who can reach it can use the backend through respcache",
+                  {{"bind", cfg.bind}});
+    log::info("respcache started",
+              {{"version", RESPCACHE_VERSION},
+               {"bind", cfg.bind},
+               {"port", bound.port()},
+               {"backend", cfg.backend.redacted()},
+               {"threads", cfg.threads},
+               {"capacity", cfg.capacity},
+               {"max_memory", cfg.max_memory},
+               {"max_value_size", cfg.max_value_size},
+               {"cache_shards", cache.shard_count()},
+               {"ttl_ms", static_cast<std::int64_t>(cfg.ttl.count())},
+               {"reaper_interval_ms", static_cast<std::int64_t>(cfg.reaper_interval.count())},
+               {"invalidation", mode_name(cfg.invalidation)},
+               {"backend_connections", cfg.backend_connections},
+               {"connect_timeout_ms", static_cast<std::int64_t>(cfg.connect_timeout.count())},
+               {"request_timeout_ms", static_cast<std::int64_t>(cfg.request_timeout.count())},
+               {"max_clients", cfg.max_clients},
+               {"log_format", cfg.log_fmt == log_format::json ? "json" : "text"},
+               {"config_file", cfg.config_file}});
+
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < workers.size(); ++i) threads.emplace_back([w = workers[i].get()] { w->io().run(); });
+    main_io.run();
+    for (auto& t : threads) t.join();
+    reaper.stop();
+    log::info("respcache stopped");
+    return 0;
+}

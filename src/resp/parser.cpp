@@ -1,0 +1,235 @@
+#include "respcache/resp/parser.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace respcache::resp {
+
+namespace detail {
+
+bool parse_int64(std::string_view s, std::int64_t& out) noexcept {
+    // Same acceptance as Redis's string2ll, so that "*01" or "$+3" fail here exactly as they fail there.
+    if (s.empty() || s.size() > 20) return false;
+    std::size_t i = 0;
+    bool negative = false;
+    if (s.size() == 1 && s[0] == '0') {
+        out = 0;
+        return true;
+    }
+    if (s[0] == '-') {
+        negative = true;
+        i = 1;
+        if (s.size() == 1) return false;
+    }
+    if (s[i] < '1' || s[i] > '9') return false;
+    std::uint64_t v = 0;
+    for (; i < s.size(); ++i) {
+        char c = s[i];
+        if (c < '0' || c > '9') return false;
+        std::uint64_t d = static_cast<std::uint64_t>(c - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    if (negative) {
+        if (v > static_cast<std::uint64_t>(INT64_MAX) + 1) return false;
+        out = static_cast<std::int64_t>(0 - v);
+    } else {
+        if (v > static_cast<std::uint64_t>(INT64_MAX)) return false;
+        out = static_cast<std::int64_t>(v);
+    }
+    return true;
+}
+
+namespace {
+bool is_space(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+bool is_hex(char c) noexcept {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return c - 'A' + 10;
+}
+}  // namespace
+
+bool split_inline_args(std::string_view line, std::string& storage,
+                       std::vector<std::pair<std::size_t, std::size_t>>& spans) {
+    // Redis works on a C string: a NUL byte ends the line.
+    if (auto z = line.find('\0'); z != std::string_view::npos) line = line.substr(0, z);
+    const std::size_t n = line.size();
+    auto at = [&](std::size_t i) -> char { return i < n ? line[i] : '\0'; };
+    storage.reserve(storage.size() + n);
+    std::size_t p = 0;
+    for (;;) {
+        while (p < n && is_space(line[p])) ++p;
+        if (p >= n) return true;
+        bool in_double = false;
+        bool in_single = false;
+        bool done = false;
+        const std::size_t start = storage.size();
+        while (!done) {
+            const char c = at(p);
+            if (in_double) {
+                if (c == '\\' && at(p + 1) == 'x' && is_hex(at(p + 2)) && is_hex(at(p + 3))) {
+                    storage.push_back(static_cast<char>(hex_value(at(p + 2)) * 16 + hex_value(at(p + 3))));
+                    p += 3;
+                } else if (c == '\\' && at(p + 1) != '\0') {
+                    ++p;
+                    char e = at(p);
+                    switch (e) {
+                        case 'n': e = '\n'; break;
+                        case 'r': e = '\r'; break;
+                        case 't': e = '\t'; break;
+                        case 'b': e = '\b'; break;
+                        case 'a': e = '\a'; break;
+                        default: break;
+                    }
+                    storage.push_back(e);
+                } else if (c == '"') {
+                    // A closing quote must be followed by a space or by nothing at all.
+                    if (at(p + 1) != '\0' && !is_space(at(p + 1))) return false;
+                    done = true;
+                } else if (c == '\0') {
+                    return false;
+                } else {
+                    storage.push_back(c);
+                }
+            } else if (in_single) {
+                if (c == '\\' && at(p + 1) == '\'') {
+                    ++p;
+                    storage.push_back('\'');
+                } else if (c == '\'') {
+                    if (at(p + 1) != '\0' && !is_space(at(p + 1))) return false;
+                    done = true;
+                } else if (c == '\0') {
+                    return false;
+                } else {
+                    storage.push_back(c);
+                }
+            } else {
+                switch (c) {
+                    case ' ':
+                    case '\n':
+                    case '\r':
+                    case '\t':
+                    case '\0': done = true; break;
+                    case '"': in_double = true; break;
+                    case '\'': in_single = true; break;
+                    default: storage.push_back(c); break;
+                }
+            }
+            if (p < n) ++p;
+        }
+        spans.emplace_back(start, storage.size() - start);
+    }
+}
+
+}  // namespace detail
+
+void request_parser::reset() {
+    mode_ = mode::none;
+    pos_ = 0;
+    multibulk_len_ = 0;
+    bulk_len_ = -1;
+    spans_.clear();
+    inline_storage_.clear();
+    args_.clear();
+    error_.clear();
+}
+
+parse_result request_parser::fail(std::string text) {
+    error_ = std::move(text);
+    return {parse_status::error, 0};
+}
+
+parse_result request_parser::finish(std::string_view in, std::size_t end) {
+    args_.clear();
+    const char* base = mode_ == mode::inline_ ? inline_storage_.data() : in.data();
+    for (auto [off, len] : spans_) args_.emplace_back(base + off, len);
+    last_inline_ = mode_ == mode::inline_;
+    mode_ = mode::none;
+    pos_ = 0;
+    multibulk_len_ = 0;
+    bulk_len_ = -1;
+    spans_.clear();
+    return {parse_status::done, end};
+}
+
+parse_result request_parser::parse(std::string_view in) {
+    if (mode_ == mode::none) {
+        if (in.empty()) return {parse_status::need_more, 0};
+        mode_ = in[0] == '*' ? mode::multibulk : mode::inline_;
+        pos_ = 0;
+    }
+    return mode_ == mode::multibulk ? parse_multibulk(in) : parse_inline(in);
+}
+
+parse_result request_parser::parse_inline(std::string_view in) {
+    const void* found = pos_ < in.size() ? std::memchr(in.data() + pos_, '\n', in.size() - pos_) : nullptr;
+    if (found == nullptr) {
+        if (in.size() > limits_.max_inline_len) return fail("ERR Protocol error: too big inline request");
+        pos_ = in.size();
+        return {parse_status::need_more, 0};
+    }
+    const std::size_t newline = static_cast<const char*>(found) - in.data();
+    std::size_t line_end = newline;
+    if (line_end > 0 && in[line_end - 1] == '\r') --line_end;
+    inline_storage_.clear();
+    spans_.clear();
+    if (!detail::split_inline_args(in.substr(0, line_end), inline_storage_, spans_))
+        return fail("ERR Protocol error: unbalanced quotes in request");
+    return finish(in, newline + 1);
+}
+
+parse_result request_parser::parse_multibulk(std::string_view in) {
+    if (multibulk_len_ == 0) {
+        // The `*N\r\n` header. Like Redis, look for '\r' and then skip two bytes.
+        const void* cr = std::memchr(in.data(), '\r', in.size());
+        if (cr == nullptr) {
+            if (in.size() > limits_.max_inline_len) return fail("ERR Protocol error: too big mbulk count string");
+            return {parse_status::need_more, 0};
+        }
+        const std::size_t idx = static_cast<const char*>(cr) - in.data();
+        if (idx + 2 > in.size()) return {parse_status::need_more, 0};
+        std::int64_t count = 0;
+        if (!detail::parse_int64(in.substr(1, idx - 1), count) || count > limits_.max_multibulk_len)
+            return fail("ERR Protocol error: invalid multibulk length");
+        pos_ = idx + 2;
+        if (count <= 0) {
+            spans_.clear();
+            return finish(in, pos_);
+        }
+        multibulk_len_ = count;
+        spans_.clear();
+        spans_.reserve(static_cast<std::size_t>(std::min<std::int64_t>(count, 1024)));
+    }
+    while (static_cast<std::int64_t>(spans_.size()) < multibulk_len_) {
+        if (bulk_len_ < 0) {
+            const std::string_view rest = in.substr(pos_);
+            const void* cr = std::memchr(rest.data(), '\r', rest.size());
+            if (cr == nullptr) {
+                if (rest.size() > limits_.max_inline_len) return fail("ERR Protocol error: too big bulk count string");
+                return {parse_status::need_more, 0};
+            }
+            const std::size_t idx = static_cast<const char*>(cr) - rest.data();
+            if (idx + 2 > rest.size()) return {parse_status::need_more, 0};
+            if (rest[0] != '$') return fail(std::string("ERR Protocol error: expected '$', got '") + rest[0] + "'");
+            std::int64_t len = 0;
+            if (!detail::parse_int64(rest.substr(1, idx - 1), len) || len < 0 ||
+                static_cast<std::uint64_t>(len) > limits_.max_bulk_len)
+                return fail("ERR Protocol error: invalid bulk length");
+            pos_ += idx + 2;
+            bulk_len_ = len;
+        }
+        const std::size_t need = static_cast<std::size_t>(bulk_len_) + 2;
+        if (in.size() - pos_ < need) return {parse_status::need_more, 0};
+        spans_.emplace_back(pos_, static_cast<std::size_t>(bulk_len_));
+        pos_ += need;
+        bulk_len_ = -1;
+    }
+    return finish(in, pos_);
+}
+
+}  // namespace respcache::resp

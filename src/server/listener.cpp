@@ -1,0 +1,63 @@
+#include "respcache/server/listener.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "respcache/log.hpp"
+#include "respcache/server/session.hpp"
+
+namespace respcache::server {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+listener::listener(asio::any_io_executor ex, const tcp::endpoint& at, std::vector<worker*> workers, services& shared)
+    : acceptor_(ex), workers_(std::move(workers)), shared_(shared) {
+    acceptor_.open(at.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    if (at.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(true));
+    acceptor_.bind(at);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+}
+
+void listener::start() { asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached); }
+
+void listener::stop() {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+}
+
+asio::awaitable<void> listener::accept_loop() {
+    const std::size_t max_clients = shared_.startup_config().max_clients;
+    for (;;) {
+        worker& w = *workers_[next_++ % workers_.size()];
+        auto [ec, socket] = co_await acceptor_.async_accept(w.io(), asio::as_tuple(asio::use_awaitable));
+        if (!acceptor_.is_open()) co_return;
+        if (ec) {
+            log::warn("accept failed", {{"error", ec.message()}});
+            // Out of descriptors or a like condition: pause rather than spin.
+            asio::steady_timer pause(acceptor_.get_executor(), std::chrono::milliseconds(100));
+            co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+            continue;
+        }
+        auto& clients = shared_.connected_clients();
+        if (clients.load(std::memory_order_relaxed) >= max_clients) {
+            w.stats().rejected_connections.add();
+            boost::system::error_code ignored;
+            asio::write(socket, asio::buffer(std::string_view("-ERR max number of clients reached\r\n")), ignored);
+            socket.close(ignored);
+            continue;
+        }
+        clients.fetch_add(1, std::memory_order_relaxed);
+        w.stats().connections.add();
+        auto s = std::make_shared<session>(w, std::move(socket));
+        asio::co_spawn(w.io(), [s]() { return s->run(); }, asio::detached);
+    }
+}
+
+}  // namespace respcache::server

@@ -1,0 +1,124 @@
+#include "respcache/server/services.hpp"
+
+#include <algorithm>
+
+namespace respcache::server {
+
+std::string client_info::describe() const {
+    using namespace std::chrono;
+    const auto now = steady_clock::now();
+    const auto now_ms = duration_cast<milliseconds>(now.time_since_epoch()).count();
+    const long long age = duration_cast<seconds>(now - created).count();
+    const long long idle = std::max<long long>(0, (now_ms - last_active_ms.load(std::memory_order_relaxed)) / 1000);
+    std::string flags;
+    if (multi.load() >= 0) flags += 'x';
+    if (blocked.load()) flags += 'b';
+    if (subscriptions.load() + shard_subscriptions.load() > 0) flags += 'P';
+    if (monitor.load()) flags += 'O';
+    std::lock_guard guard(mu);
+    if (no_evict) flags += 'e';
+    if (no_touch) flags += 'T';
+    if (flags.empty()) flags = "N";
+    std::string out;
+    out += "id=" + std::to_string(id);
+    out += " addr=" + addr;
+    out += " laddr=" + laddr;
+    out += " fd=-1";
+    out += " name=" + name;
+    out += " age=" + std::to_string(age);
+    out += " idle=" + std::to_string(idle);
+    out += " flags=" + flags;
+    out += " db=" + std::to_string(db.load());
+    out += " sub=" + std::to_string(subscriptions.load());
+    out += " psub=0";
+    out += " ssub=" + std::to_string(shard_subscriptions.load());
+    out += " multi=" + std::to_string(multi.load());
+    out += " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r";
+    out += " cmd=" + last_command;
+    out += " user=" + user;
+    out += " redir=-1 resp=2";
+    out += " lib-name=" + lib_name;
+    out += " lib-ver=" + lib_ver;
+    return out;
+}
+
+void client_registry::add(std::shared_ptr<client_info> c) {
+    std::lock_guard guard(mu_);
+    clients_[c->id] = std::move(c);
+}
+
+void client_registry::remove(std::uint64_t id) {
+    std::lock_guard guard(mu_);
+    clients_.erase(id);
+}
+
+std::vector<std::shared_ptr<client_info>> client_registry::snapshot() const {
+    std::lock_guard guard(mu_);
+    std::vector<std::shared_ptr<client_info>> out;
+    out.reserve(clients_.size());
+    for (auto& [id, c] : clients_) out.push_back(c);
+    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a->id < b->id; });
+    return out;
+}
+
+std::shared_ptr<client_info> client_registry::find(std::uint64_t id) const {
+    std::lock_guard guard(mu_);
+    auto it = clients_.find(id);
+    return it == clients_.end() ? nullptr : it->second;
+}
+
+std::size_t client_registry::size() const {
+    std::lock_guard guard(mu_);
+    return clients_.size();
+}
+
+services::services(config cfg, cache::lru_cache& cache) : cfg_(std::move(cfg)), cache_(cache) {
+    live_.request_timeout_ms = cfg_.request_timeout.count();
+    live_.connect_timeout_ms = cfg_.connect_timeout.count();
+    live_.max_value_size = cfg_.max_value_size;
+}
+
+bool services::tracking_wanted() const noexcept {
+    return cfg_.invalidation == invalidation_mode::tracking && !tracking_.unsupported.load(std::memory_order_relaxed);
+}
+
+bool services::fill_allowed(std::uint64_t connection_epoch) const noexcept {
+    if (!tracking_wanted()) return true;
+    return tracking_.live.load(std::memory_order_acquire) &&
+           connection_epoch == tracking_.epoch.load(std::memory_order_acquire);
+}
+
+void services::publish_catalog(std::shared_ptr<const command::catalog> c) {
+    {
+        std::lock_guard guard(mu_);
+        catalog_ = std::move(c);
+    }
+    catalog_version_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+std::shared_ptr<const command::catalog> services::catalog() const {
+    std::lock_guard guard(mu_);
+    return catalog_;
+}
+
+void services::set_backend_facts(backend_facts f) {
+    std::lock_guard guard(mu_);
+    facts_ = std::move(f);
+}
+
+backend_facts services::facts() const {
+    std::lock_guard guard(mu_);
+    return facts_;
+}
+
+void services::register_stats(const thread_stats* s) {
+    std::lock_guard guard(mu_);
+    stats_.push_back(s);
+}
+
+std::vector<const thread_stats*> services::all_stats() const {
+    std::lock_guard guard(mu_);
+    return stats_;
+}
+
+}  // namespace respcache::server
