@@ -14,7 +14,7 @@ E2E_ARGS ?=
 
 DEBIAN_PACKAGES := build-essential cmake pkg-config libboost1.81-dev libboost-program-options1.81-dev \
 	libhiredis-dev libspdlog-dev catch2 redis-server redis-tools python3-redis python3-pytest \
-	python3-pytest-timeout nodejs npm nutcracker libbenchmark-dev
+	python3-pytest-timeout nutcracker libbenchmark-dev
 
 .PHONY: all deps build test unit e2e asan run bench microbench clean
 
@@ -30,6 +30,11 @@ deps:
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@# Node.js may come from elsewhere than Debian (its npm then ships inside it): only install when absent.
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; \
 	fi
 	@if [ ! -d e2e/node/node_modules ] && [ -f e2e/node/package.json ]; then \
 	  (cd e2e/node && npm ci --no-audit --no-fund --loglevel=error); \
