@@ -178,6 +178,25 @@ std::optional<backend_address> parse_backend_url(std::string_view text) {
 
 }  // namespace detail
 
+std::vector<std::string> fixed_options_changed(const config& a, const config& b) {
+    std::vector<std::string> out;
+    auto check = [&](const char* name, bool same) {
+        if (!same) out.emplace_back(name);
+    };
+    check("bind", a.bind == b.bind);
+    check("port", a.port == b.port);
+    check("backend", a.backend.host == b.backend.host && a.backend.port == b.backend.port && a.backend.user == b.backend.user &&
+                         a.backend.password == b.backend.password && a.backend.db == b.backend.db);
+    check("threads", a.threads == b.threads);
+    check("cache-shards", a.cache_shards == b.cache_shards);
+    check("invalidation", a.invalidation == b.invalidation);
+    check("backend-connections", a.backend_connections == b.backend_connections);
+    check("metrics-port", a.metrics_port == b.metrics_port);
+    check("log-format", a.log_fmt == b.log_fmt);
+    check("client-query-buffer-limit", a.client_query_buffer_limit == b.client_query_buffer_limit);
+    return out;
+}
+
 std::vector<std::string> process_environment() {
     std::vector<std::string> out;
     for (char** e = environ; e != nullptr && *e != nullptr; ++e) out.emplace_back(*e);
@@ -194,6 +213,16 @@ struct option_row {
     const char* help;
     std::function<bool(config&, const std::string&)> apply;
 };
+
+// The first line of a file, without its line ending; nullopt if the file cannot be read.
+std::optional<std::string> read_secret_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) return std::nullopt;
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
+    return line;
+}
 
 bool is_ip_address(const std::string& s) {
     unsigned char buf[sizeof(struct in6_addr)];
@@ -291,6 +320,41 @@ const std::vector<option_row>& option_table() {
          duration_at_least(&config::shutdown_timeout, milliseconds(0))},
         {"max-clients", "a whole number from 1 to 1000000", "most connected clients (default 10000)",
          integer_in(&config::max_clients, 1, 1'000'000)},
+        {"timeout", "a duration such as 0, 300s or 5m",
+         "close a client idle this long (not subscribers or blocked clients); 0 = never (default 0)",
+         duration_at_least(&config::idle_timeout, milliseconds(0))},
+        {"client-output-buffer-limit", "a size such as 0, 32mb or 1gb",
+         "replies waiting to be written to one client beyond this close the client; 0 = no limit (default 32mb)",
+         size_at_least(&config::client_output_buffer_limit, 0)},
+        {"client-query-buffer-limit", "a size of at least 1kb, such as 1gb or 64mb",
+         "bytes of one unfinished command a client may send (default 1gb)",
+         size_at_least(&config::client_query_buffer_limit, 1024)},
+        {"requirepass", "a password of 1 to 512 bytes", "clients must AUTH with this password (default: none)",
+         [](config& c, const std::string& v) {
+             if (v.empty() || v.size() > 512) return false;
+             c.requirepass = v;
+             return true;
+         }},
+        {"requirepass-file", "a readable file holding the password on its first line",
+         "like --requirepass, read from a file (kept out of ps and the environment)",
+         [](config& c, const std::string& v) {
+             auto secret = read_secret_file(v);
+             if (!secret || secret->empty() || secret->size() > 512) return false;
+             c.requirepass_file = v;
+             c.requirepass = *secret;
+             return true;
+         }},
+        {"backend-password-file", "a readable file holding the backend's password on its first line",
+         "the backend's password, instead of the one in --backend",
+         [](config& c, const std::string& v) {
+             auto secret = read_secret_file(v);
+             if (!secret || secret->empty()) return false;
+             c.backend_password_file = v;
+             return true;
+         }},
+        {"metrics-port", "a port number from 0 to 65535 (0 = off)",
+         "serve /metrics, /healthz and /readyz over HTTP on this port, at the --bind address (default 0 = off)",
+         integer_in(&config::metrics_port, 0, 65535)},
         {"log-level", "one of trace, debug, info, warn, error, critical, off", "log level (default info)",
          [](config& c, const std::string& v) {
              static const char* levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
@@ -401,10 +465,16 @@ config_outcome load_config(const std::vector<std::string>& args, const std::vect
     for (const auto& row : option_table()) {
         if (!vm.count(row.name)) continue;
         const std::string& value = vm[row.name].as<std::string>();
-        if (!row.apply(cfg, value))
-            return usage_error(std::string("--") + row.name + ": invalid value '" + value + "' (expected " +
-                               row.form + ")");
+        if (!row.apply(cfg, value)) {
+            // Secrets are never echoed back.
+            const bool secret = std::string_view(row.name) == "requirepass";
+            return usage_error(std::string("--") + row.name + ": invalid value" +
+                               (secret ? std::string() : " '" + value + "'") + " (expected " + row.form + ")");
+        }
     }
+    if (vm.count("requirepass") && vm.count("requirepass-file"))
+        return usage_error("--requirepass and --requirepass-file: give one of them, not both");
+    if (!cfg.backend_password_file.empty()) cfg.backend.password = *read_secret_file(cfg.backend_password_file);
     config_outcome out;
     out.cfg = std::move(cfg);
     return out;

@@ -1,6 +1,11 @@
 #include "respcache/log.hpp"
 
+#include <chrono>
 #include <cstdio>
+#include <map>
+#include <mutex>
+#include <span>
+#include <vector>
 
 #include <spdlog/sinks/stdout_sinks.h>
 
@@ -25,6 +30,19 @@ void append_value(std::string& out, const field& f, bool json) {
             }
         },
         f.value);
+}
+
+// The part of a line after time and level: `"message":...,"k":v` in json mode, `message k=v` in text.
+std::string format_line(std::string_view message, std::span<const field> fields) {
+    const bool json = g_format == log_format::json;
+    std::string line = json ? "\"message\":" + json_quote(message) : std::string(message);
+    for (const auto& f : fields) {
+        line += json ? ',' : ' ';
+        line += json ? json_quote(f.key) : std::string(f.key);
+        line += json ? ':' : '=';
+        append_value(line, f, json);
+    }
+    return line;
 }
 }  // namespace
 
@@ -70,25 +88,41 @@ void set_level(const std::string& level) { spdlog::set_level(spdlog::level::from
 
 void emit(spdlog::level::level_enum level, std::string_view message, std::initializer_list<field> fields) {
     if (!spdlog::should_log(level)) return;
-    std::string line;
-    if (g_format == log_format::json) {
-        line = "\"message\":" + json_quote(message);
-        for (const auto& f : fields) {
-            line += ',';
-            line += json_quote(f.key);
-            line += ':';
-            append_value(line, f, true);
+    spdlog::log(level, "{}", format_line(message, std::span<const field>(fields.begin(), fields.size())));
+}
+
+void limited(std::string_view category, spdlog::level::level_enum level, std::string_view message,
+             std::initializer_list<field> fields, unsigned per_second) {
+    if (!spdlog::should_log(level)) return;
+    struct window {
+        std::chrono::steady_clock::time_point start{};
+        unsigned emitted = 0;
+        std::uint64_t suppressed = 0;
+    };
+    static std::mutex mu;
+    static std::map<std::string, window, std::less<>> windows;
+    std::uint64_t held_back = 0;
+    {
+        std::lock_guard guard(mu);
+        auto it = windows.find(category);
+        if (it == windows.end()) it = windows.emplace(std::string(category), window{}).first;
+        window& w = it->second;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - w.start >= std::chrono::seconds(1)) {
+            w.start = now;
+            w.emitted = 0;
         }
-    } else {
-        line.assign(message);
-        for (const auto& f : fields) {
-            line += ' ';
-            line += f.key;
-            line += '=';
-            append_value(line, f, false);
+        if (w.emitted >= per_second) {
+            ++w.suppressed;
+            return;
         }
+        ++w.emitted;
+        held_back = w.suppressed;
+        w.suppressed = 0;
     }
-    spdlog::log(level, "{}", line);
+    std::vector<field> all(fields);
+    if (held_back > 0) all.emplace_back("suppressed", held_back);
+    spdlog::log(level, "{}", format_line(message, all));
 }
 
 }  // namespace respcache::log

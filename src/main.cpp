@@ -1,6 +1,7 @@
 // Wiring only: configuration, logging, cache, reaper, backend, io threads, signals.
 
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -21,6 +22,7 @@
 #include "respcache/server/catalog_loader.hpp"
 #include "respcache/server/invalidation_listener.hpp"
 #include "respcache/server/listener.hpp"
+#include "respcache/server/metrics_server.hpp"
 #include "respcache/server/services.hpp"
 #include "respcache/server/session.hpp"
 #include "respcache/server/worker.hpp"
@@ -94,6 +96,37 @@ private:
     bool started_ = false;
 };
 
+// SIGHUP: reads the configuration again (same command line and environment, the file anew) and applies
+// what can change while running; names what cannot.
+void reload(const std::vector<std::string>& args, const config& startup, server::services& svc, cache::reaper& reaper,
+            std::vector<std::unique_ptr<server::worker>>& workers) {
+    config_outcome o = load_config(args, process_environment());
+    if (o.what != config_outcome::action::run) {
+        log::error("reload refused: the configuration is invalid; keeping the running one", {{"error", o.message}});
+        return;
+    }
+    const config& next = o.cfg;
+    svc.apply_live(next);
+    reaper.set_interval(next.reaper_interval);
+    log::set_level(next.log_level);
+    for (auto& w : workers)
+        asio::post(w->io(), [wp = w.get(), c = next.connect_timeout, r = next.request_timeout] { wp->apply_timeouts(c, r); });
+    log::info("configuration reloaded",
+              {{"ttl_ms", static_cast<std::int64_t>(next.ttl.count())},
+               {"capacity", next.capacity},
+               {"max_memory", next.max_memory},
+               {"log_level", next.log_level},
+               {"request_timeout_ms", static_cast<std::int64_t>(next.request_timeout.count())},
+               {"timeout_ms", static_cast<std::int64_t>(next.idle_timeout.count())},
+               {"password_required", !next.requirepass.empty()}});
+    const auto fixed = fixed_options_changed(startup, next);
+    if (!fixed.empty()) {
+        std::string names;
+        for (const auto& n : fixed) names += (names.empty() ? "" : ",") + n;
+        log::warn("these options changed but only take effect after a restart", {{"options", names}});
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -147,22 +180,44 @@ int main(int argc, char** argv) {
         inval = std::make_unique<server::invalidation_listener>(main_io.get_executor(), backend_options, svc,
                                                                 std::chrono::milliseconds(1000), cfg.request_timeout);
 
+    std::optional<server::metrics_server> metrics;
+    if (cfg.metrics_port != 0) {
+        try {
+            metrics.emplace(main_io.get_executor(),
+                            asio::ip::tcp::endpoint(asio::ip::make_address(cfg.bind), cfg.metrics_port), svc);
+        } catch (const std::exception& e) {
+            log::error("cannot serve metrics", {{"bind", cfg.bind}, {"port", cfg.metrics_port}, {"error", e.what()}});
+            return 1;
+        }
+    }
+
     shutdown_sequence shutdown(workers, svc, *listener, loader, inval.get(), guards);
-    asio::signal_set signals(main_io, SIGINT, SIGTERM);
-    signals.async_wait([&](boost::system::error_code ec, int sig) {
-        if (!ec) shutdown.begin(sig == SIGINT ? "SIGINT" : "SIGTERM");
-    });
+    asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);
+    std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+            reload(args, cfg, svc, reaper, workers);
+            signals.async_wait(on_signal);
+            return;
+        }
+        if (metrics) metrics->stop();
+        shutdown.begin(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    };
+    signals.async_wait(on_signal);
 
     for (auto& w : workers) asio::post(w->io(), [wp = w.get()] { wp->start_backend(); });
     asio::post(main_io, [&] {
         loader.start();
         if (inval) inval->start();
+        if (metrics) metrics->start();
         listener->start();
     });
 
     const auto bound = listener->local_endpoint();
-    if (!cfg.bind.starts_with("127.") && cfg.bind != "::1")
-        log::warn("listening on a non-loopback address: anyone who can reach it can use the backend through respcache",
+    if (!cfg.bind.starts_with("127.") && cfg.bind != "::1" && cfg.requirepass.empty())
+        log::warn("listening on a non-loopback address without --requirepass: anyone who can reach this port can "
+                  "read and write the backend through respcache; set --requirepass (or --requirepass-file), or bind "
+                  "to 127.0.0.1",
                   {{"bind", cfg.bind}});
     log::info("respcache started",
               {{"version", RESPCACHE_VERSION},
@@ -181,6 +236,11 @@ int main(int argc, char** argv) {
                {"connect_timeout_ms", static_cast<std::int64_t>(cfg.connect_timeout.count())},
                {"request_timeout_ms", static_cast<std::int64_t>(cfg.request_timeout.count())},
                {"max_clients", cfg.max_clients},
+               {"timeout_ms", static_cast<std::int64_t>(cfg.idle_timeout.count())},
+               {"client_output_buffer_limit", cfg.client_output_buffer_limit},
+               {"client_query_buffer_limit", cfg.client_query_buffer_limit},
+               {"password_required", !cfg.requirepass.empty()},
+               {"metrics_port", metrics ? metrics->local_endpoint().port() : 0},
                {"log_format", cfg.log_fmt == log_format::json ? "json" : "text"},
                {"config_file", cfg.config_file}});
 

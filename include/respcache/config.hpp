@@ -45,6 +45,13 @@ struct config {
     milliseconds request_timeout{3000};
     milliseconds shutdown_timeout{5000};
     std::size_t max_clients = 10000;
+    milliseconds idle_timeout{0};                     // --timeout: close idle clients; 0 = never
+    std::size_t client_output_buffer_limit = 32ull * 1024 * 1024;  // 0 = none
+    std::size_t client_query_buffer_limit = 1024ull * 1024 * 1024;
+    std::string requirepass;                          // empty: no AUTH required
+    std::string requirepass_file;
+    std::string backend_password_file;
+    std::uint16_t metrics_port = 0;                   // 0: no HTTP endpoint
     std::string log_level = "info";
     log_format log_fmt = log_format::text;
     std::string config_file;  // empty: none
@@ -64,6 +71,10 @@ struct config_outcome {
 // --config (or RESPCACHE_CONFIG), whose lines are `key = value` with `#` comments, and the defaults.
 // Never throws; never exits.
 config_outcome load_config(const std::vector<std::string>& args, const std::vector<std::string>& environment);
+
+// The names of the options whose value differs between `a` and `b` and that a running process cannot
+// change (SIGHUP applies the others).
+std::vector<std::string> fixed_options_changed(const config& a, const config& b);
 
 // The process's environment as load_config expects it.
 std::vector<std::string> process_environment();

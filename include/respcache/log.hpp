@@ -46,6 +46,13 @@ inline void info(std::string_view m, std::initializer_list<field> f = {}) { emit
 inline void warn(std::string_view m, std::initializer_list<field> f = {}) { emit(spdlog::level::warn, m, f); }
 inline void error(std::string_view m, std::initializer_list<field> f = {}) { emit(spdlog::level::err, m, f); }
 
+// Emits the event unless more than `per_second` events of `category` were emitted in the current second;
+// the first event let through after some were held back carries their number in a "suppressed" field.
+// For what clients can trigger at will (connection errors, protocol errors), so that a flood of clients
+// cannot flood the log.
+void limited(std::string_view category, spdlog::level::level_enum level, std::string_view message,
+             std::initializer_list<field> fields = {}, unsigned per_second = 10);
+
 // The JSON string literal for `s` (with quotes), escaping control characters and invalid UTF-8 bytes.
 std::string json_quote(std::string_view s);
 

@@ -324,6 +324,12 @@ void select(server::session& s, args_view args) {
 
 void auth(server::session& s, args_view args) {
     if (args.size() > 3) return s.reply_error("ERR syntax error");
+    if (s.shared().live().password_required.load()) {
+        // --requirepass: the proxy is the one asking for a password.
+        const std::string_view user = args.size() == 3 ? args[1] : "default";
+        if (s.authenticate_locally(user, args.back())) return s.reply_ok();
+        return s.reply_error("WRONGPASS invalid username-password pair or user is disabled.");
+    }
     s.authenticate(args, std::string(), false);
 }
 
@@ -358,10 +364,19 @@ void hello(server::session& s, args_view args) {
     }
     if (with_name && !valid_client_name(name))
         return s.reply_error("ERR Client names cannot contain spaces, newlines or special characters.");
-    if (with_auth) {
+    if (with_auth && s.shared().live().password_required.load()) {
+        if (!s.authenticate_locally(auth_args[1], auth_args[2]))
+            return s.reply_error("WRONGPASS invalid username-password pair or user is disabled.");
+        with_auth = false;
+    } else if (with_auth) {
         s.authenticate(auth_args, name, true);
         return;
     }
+    if (!s.authenticated())
+        return s.reply_error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH "
+            "<user> <pass> option can be used to authenticate the client and select the RESP protocol version at "
+            "the same time");
     if (with_name) {
         std::lock_guard guard(s.info().mu);
         s.info().name = name;

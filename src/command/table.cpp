@@ -30,6 +30,7 @@ const table& table::local() {
         {"exec", 1, in_multi, exec_or_discard},
         {"get", 2, 0, get},
         {"hello", -1, local_no_auth, hello},
+        {"info", -1, 0, info},
         {"monitor", 1, alone, monitor},
         {"multi", 1, in_multi | local_wait_before, multi},
         {"ping", -1, 0, ping},

@@ -196,6 +196,7 @@ parse_result request_parser::parse_multibulk(std::string_view in) {
         std::int64_t count = 0;
         if (!detail::parse_int64(in.substr(1, idx - 1), count) || count > limits_.max_multibulk_len)
             return fail("ERR Protocol error: invalid multibulk length");
+        if (unauthenticated_ && count > 10) return fail("ERR Protocol error: unauthenticated multibulk length");
         pos_ = idx + 2;
         if (count <= 0) {
             spans_.clear();
@@ -220,6 +221,7 @@ parse_result request_parser::parse_multibulk(std::string_view in) {
             if (!detail::parse_int64(rest.substr(1, idx - 1), len) || len < 0 ||
                 static_cast<std::uint64_t>(len) > limits_.max_bulk_len)
                 return fail("ERR Protocol error: invalid bulk length");
+            if (unauthenticated_ && len > 16384) return fail("ERR Protocol error: unauthenticated bulk length");
             pos_ += idx + 2;
             bulk_len_ = len;
         }

@@ -33,20 +33,19 @@ void listener::stop() {
 }
 
 asio::awaitable<void> listener::accept_loop() {
-    const std::size_t max_clients = shared_.startup_config().max_clients;
     for (;;) {
         worker& w = *workers_[next_++ % workers_.size()];
         auto [ec, socket] = co_await acceptor_.async_accept(w.io(), asio::as_tuple(asio::use_awaitable));
         if (!acceptor_.is_open()) co_return;
         if (ec) {
-            log::warn("accept failed", {{"error", ec.message()}});
+            log::limited("accept", spdlog::level::warn, "accept failed", {{"error", ec.message()}});
             // Out of descriptors or a like condition: pause rather than spin.
             asio::steady_timer pause(acceptor_.get_executor(), std::chrono::milliseconds(100));
             co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
             continue;
         }
         auto& clients = shared_.connected_clients();
-        if (clients.load(std::memory_order_relaxed) >= max_clients) {
+        if (clients.load(std::memory_order_relaxed) >= shared_.live().max_clients.load(std::memory_order_relaxed)) {
             w.stats().rejected_connections.add();
             boost::system::error_code ignored;
             asio::write(socket, asio::buffer(std::string_view("-ERR max number of clients reached\r\n")), ignored);

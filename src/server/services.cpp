@@ -42,6 +42,17 @@ std::string client_info::describe() const {
     return out;
 }
 
+void client_info::note_command(std::string_view name) {
+    char lower[32];
+    const std::size_t n = std::min(name.size(), sizeof lower);
+    for (std::size_t i = 0; i < n; ++i) {
+        const char c = name[i];
+        lower[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    }
+    std::lock_guard guard(mu);
+    last_command.assign(lower, n);
+}
+
 void client_registry::add(std::shared_ptr<client_info> c) {
     std::lock_guard guard(mu_);
     clients_[c->id] = std::move(c);
@@ -72,10 +83,55 @@ std::size_t client_registry::size() const {
     return clients_.size();
 }
 
-services::services(config cfg, cache::lru_cache& cache) : cfg_(std::move(cfg)), cache_(cache) {
-    live_.request_timeout_ms = cfg_.request_timeout.count();
-    live_.connect_timeout_ms = cfg_.connect_timeout.count();
-    live_.max_value_size = cfg_.max_value_size;
+services::services(config cfg, cache::lru_cache& cache) : cfg_(std::move(cfg)), cache_(cache) { apply_live(cfg_); }
+
+void services::apply_live(const config& cfg) {
+    live_.request_timeout_ms = cfg.request_timeout.count();
+    live_.connect_timeout_ms = cfg.connect_timeout.count();
+    live_.idle_timeout_ms = cfg.idle_timeout.count();
+    live_.max_value_size = cfg.max_value_size;
+    live_.output_buffer_limit = cfg.client_output_buffer_limit;
+    live_.max_clients = cfg.max_clients;
+    {
+        std::lock_guard guard(mu_);
+        password_ = cfg.requirepass;
+    }
+    live_.password_required = !cfg.requirepass.empty();
+    cache_.set_limits({cfg.capacity, cfg.max_memory, cfg.ttl.count()});
+}
+
+bool services::password_matches(std::string_view password) const {
+    std::string expected;
+    {
+        std::lock_guard guard(mu_);
+        expected = password_;
+    }
+    if (expected.empty()) return false;
+    // Constant time in the contents: every byte of the longer string is looked at whatever matches.
+    const std::size_t n = std::max(expected.size(), password.size());
+    unsigned char diff = expected.size() == password.size() ? 0 : 1;
+    for (std::size_t i = 0; i < n; ++i) {
+        const unsigned char a = i < expected.size() ? static_cast<unsigned char>(expected[i]) : 0;
+        const unsigned char b = i < password.size() ? static_cast<unsigned char>(password[i]) : 0;
+        diff |= static_cast<unsigned char>(a ^ b);
+    }
+    return diff == 0;
+}
+
+bool services::ready(std::string& why) const {
+    const int total = health_.connections.load();
+    const int up = health_.up.load();
+    if (total == 0 || up < total) {
+        std::lock_guard guard(health_.mu);
+        why = "backend unreachable (" + std::to_string(up) + " of " + std::to_string(total) +
+              " connections up): " + health_.last_error;
+        return false;
+    }
+    if (tracking_wanted() && !tracking_.live.load()) {
+        why = "invalidation channel down";
+        return false;
+    }
+    return true;
 }
 
 bool services::tracking_wanted() const noexcept {

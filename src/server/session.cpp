@@ -11,6 +11,7 @@
 #include "respcache/log.hpp"
 #include "respcache/resp/reply_view.hpp"
 #include "respcache/resp/writer.hpp"
+#include "respcache/server/report.hpp"
 #include "respcache/server/worker.hpp"
 
 namespace respcache::server {
@@ -25,7 +26,6 @@ constexpr std::size_t kReadSize = 16 * 1024;
 // a client pipelining a huge stream never makes the proxy buffer all of its replies.
 constexpr std::size_t kBatchBytes = 256 * 1024;
 constexpr std::size_t kBatchCommands = 4096;
-constexpr std::size_t kSubscriberOutputLimit = 32 * 1024 * 1024;
 
 cache::millis steady_ms() noexcept {
     return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
@@ -78,6 +78,9 @@ struct session::slot final : backend::request {
     cache::millis sent_ms = 0;
     cache::millis key_expires = INT64_MAX;
 
+    std::chrono::steady_clock::time_point batch_start;  // for the miss latency histogram
+    bool with_proxy_info = false;                     // INFO: append the proxy's section
+
     // forwarded writes and EXEC
     command::owned_effect effect;
     std::vector<std::optional<std::uint32_t>> selects;  // EXEC: per queued command, the db a SELECT picks
@@ -103,6 +106,7 @@ struct session::slot final : backend::request {
         effect.clear();
         selects.clear();
         temp.reset();
+        with_proxy_info = false;
         hello = false;
         hello_name.clear();
         user.clear();
@@ -147,6 +151,8 @@ session::session(worker& owner, tcp::socket socket)
       in_(kReadSize),
       parser_(resp::limits{}) {
     info_->id = owner_.shared().next_client_id();
+    authenticated_ = !owner_.shared().live().password_required.load();
+    parser_.set_unauthenticated(!authenticated_);
     db_ = owner_.shared().startup_config().backend.db;
     info_->db = db_;
     boost::system::error_code ec;
@@ -208,6 +214,7 @@ asio::awaitable<void> session::run() {
     socket_.set_option(tcp::no_delay(true), ignored);
     socket_.non_blocking(true, ignored);
     now_ = steady_ms();
+    batch_start_ = steady_clock::now();
     try {
         while (co_await serve_requests()) {
             co_await run_tunnel();
@@ -239,19 +246,51 @@ asio::awaitable<bool> session::serve_requests() {
         if (tunnel_) co_return true;
         if (o != outcome::need_more) continue;
         if (stop_requested_) co_return false;
-        in_.shrink();
-        std::size_t avail = 0;
-        char* space = in_.prepare(kReadSize, avail);
-        reading_ = true;
-        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space, avail), use_tuple);
-        reading_ = false;
-        if (ec) {
-            client_gone_ = true;
-            co_return false;
-        }
-        in_.commit(n);
-        now_ = steady_ms();
+        if (!co_await read_more()) co_return false;
     }
+}
+
+// Reads what the client sent next into in_. False when the client is gone, idle past --timeout, or the
+// server is stopping.
+asio::awaitable<bool> session::read_more() {
+    using namespace asio::experimental::awaitable_operators;
+    in_.shrink();
+    const std::int64_t idle_ms = shared().live().idle_timeout_ms.load(std::memory_order_relaxed);
+    reading_ = true;
+    boost::system::error_code ec;
+    std::size_t n = 0;
+    std::size_t avail = 0;
+    if (idle_ms <= 0) {
+        char* space = in_.prepare(kReadSize, avail);
+        std::tie(ec, n) = co_await socket_.async_read_some(asio::buffer(space, avail), use_tuple);
+    } else {
+        for (;;) {
+            wake_.expires_after(milliseconds(idle_ms));
+            auto r = co_await (socket_.async_wait(tcp::socket::wait_read, use_tuple) || wake_.async_wait(use_tuple));
+            if (r.index() == 1) {
+                if (std::get<1>(r) == std::tuple<boost::system::error_code>{}) {
+                    owner_.stats().idle_disconnects.add();
+                    reading_ = false;
+                    co_return false;
+                }
+                continue;  // woken for another reason: wait again
+            }
+            std::tie(ec) = std::get<0>(r);
+            if (ec) break;
+            char* space = in_.prepare(kReadSize, avail);
+            n = socket_.read_some(asio::buffer(space, avail), ec);
+            if (ec != asio::error::would_block) break;
+        }
+    }
+    reading_ = false;
+    if (ec) {
+        client_gone_ = true;
+        co_return false;
+    }
+    in_.commit(n);
+    now_ = steady_ms();
+    batch_start_ = steady_clock::now();
+    co_return true;
 }
 
 asio::awaitable<void> session::wait_for_replies() {
@@ -287,6 +326,16 @@ asio::awaitable<void> session::write_out() {
         out_.clear();
         co_return;
     }
+    const std::size_t limit = shared().live().output_buffer_limit.load(std::memory_order_relaxed);
+    if (limit != 0 && out_.size() > limit) {
+        owner_.stats().output_limit_disconnects.add();
+        log::limited("output-limit", spdlog::level::warn, "closing client: output buffer limit reached",
+                     {{"client", info_->id}, {"bytes", out_.size()}, {"limit", limit}});
+        out_.clear();
+        closing_ = true;
+        client_gone_ = true;
+        co_return;
+    }
     write_buf_.clear();
     write_buf_.swap(out_);
     auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(write_buf_), use_tuple);
@@ -294,7 +343,9 @@ asio::awaitable<void> session::write_out() {
     if (write_buf_.capacity() > 4 * kBatchBytes) std::string().swap(write_buf_);
 }
 
-std::size_t session::query_buffer_limit() const noexcept { return resp::limits{}.max_query_buffer; }
+std::size_t session::query_buffer_limit() const noexcept {
+    return owner_.shared().startup_config().client_query_buffer_limit;
+}
 
 // Parses and dispatches every complete command buffered, until one needs what is in flight to finish.
 session::outcome session::process_input() {
@@ -304,7 +355,8 @@ session::outcome session::process_input() {
         const resp::parse_result r = parser_.parse(input);
         if (r.status == resp::parse_status::need_more) {
             if (in_.size() > query_buffer_limit()) {
-                log::warn("closing client: query buffer limit reached", {{"client", info_->id}, {"bytes", in_.size()}});
+                log::limited("query-limit", spdlog::level::warn, "closing client: query buffer limit reached",
+                             {{"client", info_->id}, {"bytes", in_.size()}});
                 closing_ = true;
                 return outcome::close;
             }
@@ -312,6 +364,8 @@ session::outcome session::process_input() {
         }
         if (r.status == resp::parse_status::error) {
             owner_.stats().protocol_errors.add();
+            log::limited("protocol-error", spdlog::level::info, "closing client: protocol error",
+                         {{"client", info_->id}, {"addr", info_->addr}, {"error", parser_.error_text()}});
             current_reply_ = nullptr;
             skip_this_ = false;
             reply_error(parser_.error_text());
@@ -341,6 +395,7 @@ session::outcome session::process_input() {
             return outcome::barrier;
         }
         // `args` and `raw_` point into in_: consume only now, when nothing will read them any more.
+        info_->note_command(args[0]);
         in_.consume(r.consumed);
         owner_.stats().commands.add();
         info_->last_active_ms.store(now_, std::memory_order_relaxed);
@@ -354,6 +409,10 @@ session::outcome session::process_input() {
 
 session::step session::dispatch(command::args_view args) {
     const command::row* row = command::table::local().find(args[0]);
+    if (!authenticated_ && (row == nullptr || (row->flags & command::local_no_auth) == 0)) {
+        reply_error("NOAUTH Authentication required.");
+        return step::proceed;
+    }
     if (in_multi_ && (row == nullptr || (row->flags & command::local_in_multi) == 0)) {
         queue_in_transaction(args);
         return step::proceed;
@@ -444,6 +503,7 @@ void session::complete(slot& s) {
     auto& cache = shared().cache();
     switch (s.what) {
         case slot::kind::get_miss:
+            owner_.stats().miss_latency.record(steady_clock::now() - s.batch_start);
             if (s.fill_ok && !s.errored && resp::is_bulk(s.data) && s.conn != nullptr &&
                 s.conn->tracking_epoch == s.conn_epoch && shared().fill_allowed(s.conn_epoch)) {
                 auto value = resp::string_value(s.data);
@@ -453,6 +513,20 @@ void session::complete(slot& s) {
             break;
         case slot::kind::forward:
         case slot::kind::blocking:
+            if (s.with_proxy_info) {
+                const std::string section = proxy_info_section(shared());
+                if (auto text = resp::string_value(s.data); text && resp::is_bulk(s.data)) {
+                    std::string joined(*text);
+                    joined += "\r\n";
+                    joined += section;
+                    s.data.clear();
+                    resp::write_bulk(s.data, joined);
+                } else if (s.errored) {
+                    // The backend is unreachable: the proxy's own figures are what an operator needs now.
+                    s.data.clear();
+                    resp::write_bulk(s.data, section);
+                }
+            }
             if (!s.effect.empty()) {
                 s.effect.apply(cache);
                 std::erase(inflight_writes_, &s);
@@ -513,6 +587,14 @@ void session::forward(command::args_view args) {
         s->effect.apply(shared().cache());
         inflight_writes_.push_back(s);
     }
+    send_forward(s);
+}
+
+void session::forward_info(command::args_view, bool with_proxy) {
+    owner_.stats().forwarded.add();
+    slot* s = push_slot();
+    s->what = slot::kind::forward;
+    s->with_proxy_info = with_proxy;
     send_forward(s);
 }
 
@@ -613,6 +695,7 @@ void session::get(command::args_view args) {
         }
         if (cache.lookup(k, now_, *target)) {
             stats.hits.add();
+            stats.hit_latency.record(steady_clock::now() - batch_start_);
             if (s != nullptr) s->done = true;
             return;
         }
@@ -637,6 +720,7 @@ void session::get(command::args_view args) {
     s->hash = k.hash;
     s->token = cache.begin_fill(k);
     s->sent_ms = steady_ms();
+    s->batch_start = batch_start_;
     backend::connection& c = target_connection();
     c.select(db_);
     std::string& req = request_scratch_;
@@ -837,6 +921,19 @@ void session::authenticate(command::args_view auth_args, std::string hello_name,
     c.send(auth_scratch_, 1, s);
 }
 
+bool session::authenticate_locally(std::string_view user, std::string_view password) {
+    if (user != "default" || !shared().password_matches(password)) {
+        owner_.stats().auth_failures.add();
+        log::limited("auth-failure", spdlog::level::warn, "AUTH refused", {{"client", info_->id}, {"addr", info_->addr}});
+        return false;
+    }
+    authenticated_ = true;
+    parser_.set_unauthenticated(false);
+    std::lock_guard guard(info_->mu);
+    info_->user = std::string(user);
+    return true;
+}
+
 void session::finish_authentication(slot& s) {
     // The connection now speaks as the client's user: never reuse it.
     if (s.temp) owner_.pool().release_dedicated(std::move(s.temp), false);
@@ -894,6 +991,10 @@ void session::reset() {
     reply_off_ = false;
     reply_skip_next_ = false;
     set_db(0);
+    if (shared().live().password_required.load()) {
+        authenticated_ = false;
+        parser_.set_unauthenticated(true);
+    }
     info_->multi = -1;
     {
         std::lock_guard guard(info_->mu);
@@ -1054,8 +1155,11 @@ void session::on_stream_reply(std::string_view bytes) {
         return;
     }
     if (!reply_off_) out_.append(bytes);
-    if (out_.size() > kSubscriberOutputLimit) {
-        log::warn("closing subscriber: output buffer limit reached", {{"client", info_->id}, {"bytes", out_.size()}});
+    const std::size_t limit = shared().live().output_buffer_limit.load(std::memory_order_relaxed);
+    if (limit != 0 && out_.size() > limit) {
+        owner_.stats().output_limit_disconnects.add();
+        log::limited("output-limit", spdlog::level::warn, "closing subscriber: output buffer limit reached",
+                     {{"client", info_->id}, {"bytes", out_.size()}, {"limit", limit}});
         out_.clear();
         closing_ = true;
         client_gone_ = true;

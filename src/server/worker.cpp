@@ -1,5 +1,7 @@
 #include "respcache/server/worker.hpp"
 
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "respcache/server/session.hpp"
@@ -34,8 +36,35 @@ void worker::stop_sessions_now() {
     for (session* s : all) s->close();
 }
 
-void worker::start_backend() { pool_.start(); }
+void worker::start_backend() {
+    auto& health = shared_.health();
+    for (auto& c : pool_.shared()) {
+        health.connections.fetch_add(1);
+        auto counted = std::make_shared<bool>(false);
+        c->on_ready([&health, counted] {
+            if (!*counted) {
+                *counted = true;
+                health.up.fetch_add(1);
+            }
+        });
+        c->on_down([&health, counted](std::string_view why) {
+            if (*counted) {
+                *counted = false;
+                health.up.fetch_sub(1);
+            }
+            health.reconnects.fetch_add(1);
+            std::lock_guard guard(health.mu);
+            health.last_error = std::string(why);
+        });
+    }
+    pool_.start();
+}
 
 void worker::stop_backend() { pool_.close(); }
+
+void worker::apply_timeouts(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds request_timeout) {
+    pool_.set_timeouts(connect_timeout, request_timeout);
+    for (auto& c : pool_.shared()) c->set_request_timeout(request_timeout);
+}
 
 }  // namespace respcache::server

@@ -36,5 +36,6 @@ void monitor(server::session& s, args_view args);
 
 // src/command/server.cpp
 void refuse_replication(server::session& s, args_view args);
+void info(server::session& s, args_view args);
 
 }  // namespace respcache::command

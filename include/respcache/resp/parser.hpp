@@ -58,6 +58,10 @@ public:
 
     void reset();
 
+    // While on, requests are held to Redis's limits for clients that have not authenticated yet: at
+    // most 10 arguments, each at most 16384 bytes.
+    void set_unauthenticated(bool on) noexcept { unauthenticated_ = on; }
+
 private:
     parse_result parse_multibulk(std::string_view in);
     parse_result parse_inline(std::string_view in);
@@ -74,6 +78,7 @@ private:
     std::string inline_storage_;       // decoded inline arguments
     std::vector<std::string_view> args_;
     bool last_inline_ = false;
+    bool unauthenticated_ = false;
     std::string error_;
 };
 

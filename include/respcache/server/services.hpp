@@ -43,6 +43,9 @@ struct client_info {
     // Ends the client: posts the close to the client's own thread. Set by the session; safe from any thread.
     std::function<void()> kill;
 
+    // Records the command being run (for cmd= in CLIENT LIST).
+    void note_command(std::string_view name);
+
     // The line of CLIENT LIST for this client, in Redis's format (without the trailing newline).
     std::string describe() const;
 };
@@ -84,7 +87,20 @@ struct tracking_state {
 struct live_settings {
     std::atomic<std::int64_t> request_timeout_ms{3000};
     std::atomic<std::int64_t> connect_timeout_ms{1000};
+    std::atomic<std::int64_t> idle_timeout_ms{0};
     std::atomic<std::size_t> max_value_size{1024 * 1024};
+    std::atomic<std::size_t> output_buffer_limit{32 * 1024 * 1024};
+    std::atomic<std::size_t> max_clients{10000};
+    std::atomic<bool> password_required{false};
+};
+
+// How the shared backend connections are doing, summed over io threads.
+struct backend_health {
+    std::atomic<int> connections = 0;     // shared connections in all
+    std::atomic<int> up = 0;              // of which ready now
+    std::atomic<std::uint64_t> reconnects = 0;
+    mutable std::mutex mu;
+    std::string last_error;               // GUARDED_BY(mu)
 };
 
 // Everything the io threads share. Owned by main(); outlives every thread and session.
@@ -95,6 +111,16 @@ public:
     const config& startup_config() const noexcept { return cfg_; }
     cache::lru_cache& cache() noexcept { return cache_; }
     live_settings& live() noexcept { return live_; }
+    backend_health& health() noexcept { return health_; }
+
+    // Applies what a reloaded configuration may change while running: cache limits, timeouts, limits,
+    // password, log level. The caller has checked the configuration.
+    void apply_live(const config& cfg);
+    // Whether `password` is the one clients must give, compared in constant time. False when none is set.
+    bool password_matches(std::string_view password) const;
+    // Ready to serve: every shared backend connection is up, and the invalidation channel is live (when
+    // tracking is wanted). `why` says what is missing.
+    bool ready(std::string& why) const;
     tracking_state& tracking() noexcept { return tracking_; }
     client_registry& clients() noexcept { return clients_; }
 
@@ -124,6 +150,8 @@ private:
     const config cfg_;
     cache::lru_cache& cache_;
     live_settings live_;
+    backend_health health_;
+    std::string password_;  // GUARDED_BY(mu_)
     tracking_state tracking_;
     client_registry clients_;
     mutable std::mutex mu_;

@@ -84,7 +84,14 @@ public:
     void watch(command::args_view args);               // WATCH
     void unwatch(command::args_view args);             // UNWATCH
     void subscribe(command::args_view args, bool monitor);  // (P|S)SUBSCRIBE, MONITOR
+    // AUTH / HELLO AUTH checked by the backend on a connection of its own (no --requirepass).
     void authenticate(command::args_view auth_args, std::string hello_reply_name, bool hello);
+    // AUTH against --requirepass: true (and the client is in) if `user` is "default" and the password
+    // matches.
+    bool authenticate_locally(std::string_view user, std::string_view password);
+    bool authenticated() const noexcept { return authenticated_; }
+    // INFO: the backend's sections, with the proxy's own appended when `with_proxy`.
+    void forward_info(command::args_view args, bool with_proxy);
     void set_reply_mode(std::string_view mode);        // CLIENT REPLY ON|OFF|SKIP
 
     bool in_transaction() const noexcept { return in_multi_; }
@@ -110,6 +117,7 @@ private:
     asio::awaitable<bool> serve_requests();
     asio::awaitable<void> wait_for_replies();
     asio::awaitable<void> write_out();
+    asio::awaitable<bool> read_more();
     asio::awaitable<void> run_tunnel();
     asio::awaitable<void> tunnel_reader();
     asio::awaitable<void> tunnel_writer();
@@ -156,6 +164,7 @@ private:
     std::string request_scratch_;  // a GET miss's request
     std::string auth_scratch_;     // an AUTH's request
     cache::millis now_ = 0;      // read once per batch
+    std::chrono::steady_clock::time_point batch_start_;  // when the current batch was read
 
     // Ordered replies.
     std::deque<slot*> queue_;
@@ -187,6 +196,7 @@ private:
     std::int64_t channels_ = 0;
     std::int64_t shard_channels_ = 0;
 
+    bool authenticated_ = true;
     bool closing_ = false;        // write what is queued, then close
     bool client_gone_ = false;    // the client closed its side
     bool stop_requested_ = false; // the server is stopping

@@ -51,6 +51,8 @@ public:
     void start_backend();
     // Closes the backend connections (own thread only).
     void stop_backend();
+    // New backend timeouts for the connections of this thread (own thread only).
+    void apply_timeouts(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds request_timeout);
 
 private:
     boost::asio::io_context io_{1};

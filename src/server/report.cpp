@@ -1,0 +1,206 @@
+#include "respcache/server/report.hpp"
+
+#include <chrono>
+#include <cstdio>
+
+namespace respcache::server {
+
+namespace {
+
+struct totals {
+    std::uint64_t commands = 0, hits = 0, misses = 0, forwarded = 0, backend_errors = 0, connections = 0,
+                  rejected = 0, protocol_errors = 0, output_limit = 0, idle = 0, auth_failures = 0, pinned = 0,
+                  in_flight = 0;
+};
+
+totals sum(services& s) {
+    totals t;
+    for (const thread_stats* st : s.all_stats()) {
+        t.commands += st->commands.get();
+        t.hits += st->hits.get();
+        t.misses += st->misses.get();
+        t.forwarded += st->forwarded.get();
+        t.backend_errors += st->backend_errors.get();
+        t.connections += st->connections.get();
+        t.rejected += st->rejected_connections.get();
+        t.protocol_errors += st->protocol_errors.get();
+        t.output_limit += st->output_limit_disconnects.get();
+        t.idle += st->idle_disconnects.get();
+        t.auth_failures += st->auth_failures.get();
+        t.pinned += st->pinned.get();
+        t.in_flight += st->in_flight.get();
+    }
+    return t;
+}
+
+std::string backend_state(services& s) {
+    const int total = s.health().connections.load();
+    const int up = s.health().up.load();
+    if (total > 0 && up == total) return "up";
+    if (up == 0) return "down";
+    return "degraded";
+}
+
+std::string channel_state(services& s) {
+    if (s.startup_config().invalidation == invalidation_mode::ttl) return "off";
+    if (s.tracking().unsupported.load()) return "unsupported";
+    return s.tracking().live.load() ? "live" : "down";
+}
+
+std::string ratio(std::uint64_t hits, std::uint64_t misses) {
+    char buf[32];
+    const double r = hits + misses == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(hits + misses);
+    std::snprintf(buf, sizeof buf, "%.4f", r);
+    return buf;
+}
+
+long long uptime_seconds(services& s) {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - s.started()).count();
+}
+
+}  // namespace
+
+std::string proxy_info_section(services& s) {
+    const totals t = sum(s);
+    const cache::counters c = s.cache().stats();
+    const cache::limits lim = s.cache().current_limits();
+    std::string last_error;
+    {
+        std::lock_guard guard(s.health().mu);
+        last_error = s.health().last_error;
+    }
+    for (char& ch : last_error)
+        if (ch == '\r' || ch == '\n') ch = ' ';
+    std::string out = "# Proxy\r\n";
+    auto line = [&](const char* k, const std::string& v) {
+        out += k;
+        out += ':';
+        out += v;
+        out += "\r\n";
+    };
+    auto num = [&](const char* k, std::uint64_t v) { line(k, std::to_string(v)); };
+    line("proxy_version", RESPCACHE_VERSION);
+    num("uptime_in_seconds", static_cast<std::uint64_t>(uptime_seconds(s)));
+    num("io_threads", s.startup_config().threads);
+    num("connected_clients", s.connected_clients().load());
+    num("total_connections_received", t.connections);
+    num("rejected_connections", t.rejected);
+    num("total_commands_processed", t.commands);
+    num("cache_hits", t.hits);
+    num("cache_misses", t.misses);
+    line("cache_hit_ratio", ratio(t.hits, t.misses));
+    num("cache_evictions", c.evictions);
+    num("cache_expirations", c.expirations);
+    num("cache_invalidations", c.invalidations);
+    num("cache_fills_dropped", c.fills_dropped);
+    num("cached_keys", c.entries);
+    num("cached_bytes", c.bytes);
+    num("cache_capacity", lim.capacity);
+    num("cache_max_memory", lim.max_memory);
+    num("cache_ttl_ms", static_cast<std::uint64_t>(lim.ttl));
+    num("forwarded_commands", t.forwarded);
+    num("backend_inflight_requests", t.in_flight);
+    line("backend_state", backend_state(s));
+    num("backend_connections_up", static_cast<std::uint64_t>(s.health().up.load()));
+    num("backend_connections", static_cast<std::uint64_t>(s.health().connections.load()));
+    num("backend_reconnects", s.health().reconnects.load());
+    line("backend_last_error", last_error);
+    num("backend_errors", t.backend_errors);
+    num("pinned_connections", t.pinned);
+    line("invalidation_mode", s.startup_config().invalidation == invalidation_mode::tracking ? "tracking" : "ttl");
+    line("invalidation_channel", channel_state(s));
+    num("invalidation_messages", s.tracking().invalidations.load());
+    num("invalidation_channel_losses", s.tracking().losses.load());
+    num("protocol_errors", t.protocol_errors);
+    num("output_buffer_disconnects", t.output_limit);
+    num("idle_disconnects", t.idle);
+    num("auth_failures", t.auth_failures);
+    return out;
+}
+
+std::string prometheus_text(services& s) {
+    const totals t = sum(s);
+    const cache::counters c = s.cache().stats();
+    std::string out;
+    auto metric = [&](const char* name, const char* type, const char* help, double value) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.17g", value);
+        out += "# HELP respcache_";
+        out += name;
+        out += ' ';
+        out += help;
+        out += "\n# TYPE respcache_";
+        out += name;
+        out += ' ';
+        out += type;
+        out += "\nrespcache_";
+        out += name;
+        out += ' ';
+        out += buf;
+        out += '\n';
+    };
+    auto d = [](std::uint64_t v) { return static_cast<double>(v); };
+    metric("uptime_seconds", "gauge", "Seconds since start.", static_cast<double>(uptime_seconds(s)));
+    metric("connected_clients", "gauge", "Clients connected now.", d(s.connected_clients().load()));
+    metric("connections_received_total", "counter", "Clients accepted.", d(t.connections));
+    metric("rejected_connections_total", "counter", "Clients refused at --max-clients.", d(t.rejected));
+    metric("commands_total", "counter", "Commands processed.", d(t.commands));
+    metric("cache_hits_total", "counter", "GETs answered from the cache.", d(t.hits));
+    metric("cache_misses_total", "counter", "GETs sent to the backend.", d(t.misses));
+    metric("cache_evictions_total", "counter", "Entries evicted by capacity or max-memory.", d(c.evictions));
+    metric("cache_expirations_total", "counter", "Entries expired.", d(c.expirations));
+    metric("cache_invalidations_total", "counter", "Entries removed by writes or invalidations.", d(c.invalidations));
+    metric("cache_fills_dropped_total", "counter", "Fills refused because their key changed meanwhile.", d(c.fills_dropped));
+    metric("cache_keys", "gauge", "Entries cached now.", d(c.entries));
+    metric("cache_bytes", "gauge", "Bytes charged by cached entries now.", d(c.bytes));
+    metric("forwarded_commands_total", "counter", "Commands other than GET sent to the backend.", d(t.forwarded));
+    metric("backend_inflight_requests", "gauge", "Backend requests awaiting replies.", d(t.in_flight));
+    metric("backend_up", "gauge", "1 when every shared backend connection is up.", backend_state(s) == "up" ? 1 : 0);
+    metric("backend_reconnects_total", "counter", "Backend connections lost or failed.", d(s.health().reconnects.load()));
+    metric("backend_errors_total", "counter", "Requests answered 'backend unavailable'.", d(t.backend_errors));
+    metric("pinned_connections", "gauge", "Clients holding a dedicated backend connection.", d(t.pinned));
+    metric("invalidation_channel_up", "gauge", "1 when the client-tracking invalidation channel is live.",
+           channel_state(s) == "live" ? 1 : 0);
+    metric("invalidation_messages_total", "counter", "Invalidation messages received.", d(s.tracking().invalidations.load()));
+    metric("invalidation_channel_losses_total", "counter", "Times the invalidation channel was lost.",
+           d(s.tracking().losses.load()));
+    metric("protocol_errors_total", "counter", "Clients closed for malformed input.", d(t.protocol_errors));
+    metric("output_buffer_disconnects_total", "counter", "Clients closed at --client-output-buffer-limit.", d(t.output_limit));
+    metric("idle_disconnects_total", "counter", "Clients closed by --timeout.", d(t.idle));
+    metric("auth_failures_total", "counter", "AUTH attempts refused.", d(t.auth_failures));
+
+    out += "# HELP respcache_request_duration_seconds Time from reading a GET to its reply being ready.\n";
+    out += "# TYPE respcache_request_duration_seconds histogram\n";
+    for (const char* result : {"hit", "miss"}) {
+        const bool hit = result[0] == 'h';
+        std::uint64_t cumulative = 0;
+        std::uint64_t sum_ns = 0;
+        std::array<std::uint64_t, latency_histogram::bounds_us.size() + 1> buckets{};
+        for (const thread_stats* st : s.all_stats()) {
+            const latency_histogram& h = hit ? st->hit_latency : st->miss_latency;
+            for (std::size_t i = 0; i < buckets.size(); ++i) buckets[i] += h.bucket(i);
+            sum_ns += h.sum_ns();
+        }
+        char buf[160];
+        for (std::size_t i = 0; i < latency_histogram::bounds_us.size(); ++i) {
+            cumulative += buckets[i];
+            std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_bucket{result=\"%s\",le=\"%g\"} %llu\n",
+                          result, static_cast<double>(latency_histogram::bounds_us[i]) / 1e6,
+                          static_cast<unsigned long long>(cumulative));
+            out += buf;
+        }
+        cumulative += buckets.back();
+        std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_bucket{result=\"%s\",le=\"+Inf\"} %llu\n",
+                      result, static_cast<unsigned long long>(cumulative));
+        out += buf;
+        std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_sum{result=\"%s\"} %.9f\n", result,
+                      static_cast<double>(sum_ns) / 1e9);
+        out += buf;
+        std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_count{result=\"%s\"} %llu\n", result,
+                      static_cast<unsigned long long>(cumulative));
+        out += buf;
+    }
+    return out;
+}
+
+}  // namespace respcache::server
