@@ -175,6 +175,7 @@ int main(int argc, char** argv) {
 
     server::catalog_loader loader(main_io.get_executor(), backend_options, svc);
     workers[0]->set_catalog_loader(&loader);
+    svc.set_catalog_refresher([&main_io, &loader] { asio::post(main_io, [&loader] { loader.refresh(); }); });
     std::unique_ptr<server::invalidation_listener> inval;
     if (cfg.invalidation == invalidation_mode::tracking)
         inval = std::make_unique<server::invalidation_listener>(main_io.get_executor(), backend_options, svc,

@@ -80,6 +80,7 @@ struct session::slot final : backend::request {
 
     std::chrono::steady_clock::time_point batch_start;  // for the miss latency histogram
     bool with_proxy_info = false;                     // INFO: append the proxy's section
+    bool refresh_catalog = false;                     // MODULE: the command table may change
 
     // forwarded writes and EXEC
     command::owned_effect effect;
@@ -107,6 +108,7 @@ struct session::slot final : backend::request {
         selects.clear();
         temp.reset();
         with_proxy_info = false;
+        refresh_catalog = false;
         hello = false;
         hello_name.clear();
         user.clear();
@@ -513,6 +515,7 @@ void session::complete(slot& s) {
             break;
         case slot::kind::forward:
         case slot::kind::blocking:
+            if (s.refresh_catalog && !s.errored) shared().request_catalog_refresh();
             if (s.with_proxy_info) {
                 const std::string section = proxy_info_section(shared());
                 if (auto text = resp::string_value(s.data); text && resp::is_bulk(s.data)) {
@@ -577,6 +580,7 @@ void session::forward(command::args_view args) {
     owner_.stats().forwarded.add();
     slot* s = push_slot();
     s->what = slot::kind::forward;
+    s->refresh_catalog = iequals(args[0], "module");
     const command::catalog* cat = catalog();
     const command::command_info* info = cat != nullptr ? cat->find(args) : nullptr;
     const command::cache_effect e = command::effect_of(info, args, db_);

@@ -135,6 +135,12 @@ public:
     std::shared_ptr<const command::catalog> catalog() const;
     std::uint64_t catalog_version() const noexcept { return catalog_version_.load(std::memory_order_acquire); }
 
+    // Asks for the command table to be learned again (after MODULE LOAD / UNLOAD). Safe from any thread.
+    void set_catalog_refresher(std::function<void()> f) { refresher_ = std::move(f); }
+    void request_catalog_refresh() const {
+        if (refresher_) refresher_();
+    }
+
     void set_backend_facts(backend_facts f);
     backend_facts facts() const;
 
@@ -152,6 +158,7 @@ private:
     live_settings live_;
     backend_health health_;
     std::string password_;  // GUARDED_BY(mu_)
+    std::function<void()> refresher_;  // set once before the io threads start
     tracking_state tracking_;
     client_registry clients_;
     mutable std::mutex mu_;
