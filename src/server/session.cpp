@@ -186,6 +186,11 @@ void session::close() {
 
 void session::stop_when_idle() {
     stop_requested_ = true;
+    if (tunnel_) {
+        // A subscriber or MONITOR is never idle: it would only be cut at the shutdown timeout.
+        close();
+        return;
+    }
     if (reading_) {
         boost::system::error_code ignored;
         socket_.cancel(ignored);
@@ -227,6 +232,11 @@ asio::awaitable<void> session::run() {
         }
     } catch (const std::exception& e) {
         log::error("session failed", {{"client", info_->id}, {"error", e.what()}});
+    }
+    // Slots are owned here and referenced by backend connections until answered: never leave before.
+    if (pending_ > 0) {
+        release_pinned(false);
+        co_await wait_for_replies();
     }
     // Every backend request made for this client has completed (serve_requests waits for them).
     release_pinned(false);
