@@ -1,6 +1,7 @@
 #include "respcache/command/table.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "respcache/command/catalog.hpp"
 #include "respcache/command/handlers.hpp"
@@ -8,15 +9,25 @@
 namespace respcache::command {
 
 table::table(std::vector<row> rows) : rows_(std::move(rows)) {
-    std::sort(rows_.begin(), rows_.end(), [](const row& a, const row& b) { return a.name < b.name; });
+    for (std::size_t i = 0; i < rows_.size(); ++i) {
+        if (rows_[i].name.size() > kLongestName) throw std::logic_error("command name too long for the table");
+        by_length_[rows_[i].name.size()].push_back(i);
+    }
 }
 
 const row* table::find(std::string_view name) const noexcept {
-    char buf[16];
-    if (name.size() > sizeof buf) return nullptr;  // no local command has a longer name
-    const std::string_view lower = to_lower(name, buf);
-    auto it = std::lower_bound(rows_.begin(), rows_.end(), lower, [](const row& r, std::string_view n) { return r.name < n; });
-    return (it != rows_.end() && it->name == lower) ? &*it : nullptr;
+    if (name.size() > kLongestName) return nullptr;
+    for (std::size_t i : by_length_[name.size()]) {
+        const std::string_view candidate = rows_[i].name;  // lower case
+        bool same = true;
+        for (std::size_t j = 0; j < name.size() && same; ++j) {
+            char c = name[j];
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+            same = c == candidate[j];
+        }
+        if (same) return &rows_[i];
+    }
+    return nullptr;
 }
 
 const table& table::local() {

@@ -1,6 +1,7 @@
 #include "respcache/server/services.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace respcache::server {
 
@@ -43,12 +44,15 @@ std::string client_info::describe() const {
 }
 
 void client_info::note_command(std::string_view name) {
-    char lower[32];
+    char lower[sizeof last_seen_];
     const std::size_t n = std::min(name.size(), sizeof lower);
     for (std::size_t i = 0; i < n; ++i) {
         const char c = name[i];
         lower[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
     }
+    if (n == last_seen_len_ && std::memcmp(lower, last_seen_, n) == 0) return;
+    std::memcpy(last_seen_, lower, n);
+    last_seen_len_ = static_cast<std::uint8_t>(n);
     std::lock_guard guard(mu);
     last_command.assign(lower, n);
 }

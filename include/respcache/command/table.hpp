@@ -49,7 +49,10 @@ public:
     static const table& local();
 
 private:
-    std::vector<row> rows_;  // sorted by name
+    static constexpr std::size_t kLongestName = 16;
+    std::vector<row> rows_;
+    // Row indexes by name length, so that a lookup compares a handful of names at most.
+    std::vector<std::size_t> by_length_[kLongestName + 1];
 };
 
 // Whether `argc` arguments (the name included) satisfy `arity`.

@@ -40,10 +40,13 @@ struct client_info {
     std::string user = "default";       // GUARDED_BY(mu)
     bool no_evict = false;              // GUARDED_BY(mu)
     bool no_touch = false;              // GUARDED_BY(mu)
+    char last_seen_[16] = {};     // the owner's copy of the last name, to skip the lock on repeats
+    std::uint8_t last_seen_len_ = 0;
     // Ends the client: posts the close to the client's own thread. Set by the session; safe from any thread.
     std::function<void()> kill;
 
-    // Records the command being run (for cmd= in CLIENT LIST).
+    // Records the command being run (for cmd= in CLIENT LIST). Cheap when it is the same as last time:
+    // no lock is taken then.
     void note_command(std::string_view name);
 
     // The line of CLIENT LIST for this client, in Redis's format (without the trailing newline).
