@@ -70,7 +70,6 @@ private:
         const auto left = svc_.connected_clients().load();
         if (left > 0) log::warn("shutdown timeout: closing clients still connected", {{"clients", left}});
         loader_.close();
-        if (inval_ != nullptr) inval_->close();
         for (auto& w : workers_) {
             asio::post(w->io(), [wp = w.get()] {
                 wp->stop_sessions_now();
@@ -176,9 +175,13 @@ int main(int argc, char** argv) {
     server::catalog_loader loader(main_io.get_executor(), backend_options, svc);
     workers[0]->set_catalog_loader(&loader);
     svc.set_catalog_refresher([&main_io, &loader] { asio::post(main_io, [&loader] { loader.refresh(); }); });
+    // The invalidation listener has a thread of its own, so that an invalidation is applied the moment it
+    // arrives rather than when an io thread is done with its clients.
+    asio::io_context inval_io(1);
+    auto inval_guard = asio::make_work_guard(inval_io);
     std::unique_ptr<server::invalidation_listener> inval;
     if (cfg.invalidation == invalidation_mode::tracking)
-        inval = std::make_unique<server::invalidation_listener>(main_io.get_executor(), backend_options, svc,
+        inval = std::make_unique<server::invalidation_listener>(inval_io.get_executor(), backend_options, svc,
                                                                 std::chrono::milliseconds(1000), cfg.request_timeout);
 
     std::optional<server::metrics_server> metrics;
@@ -207,9 +210,9 @@ int main(int argc, char** argv) {
     signals.async_wait(on_signal);
 
     for (auto& w : workers) asio::post(w->io(), [wp = w.get()] { wp->start_backend(); });
+    if (inval) asio::post(inval_io, [&] { inval->start(); });
     asio::post(main_io, [&] {
         loader.start();
-        if (inval) inval->start();
         if (metrics) metrics->start();
         listener->start();
     });
@@ -247,8 +250,15 @@ int main(int argc, char** argv) {
 
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < workers.size(); ++i) threads.emplace_back([w = workers[i].get()] { w->io().run(); });
+    std::thread inval_thread([&inval_io] { inval_io.run(); });
     main_io.run();
     for (auto& t : threads) t.join();
+    asio::post(inval_io, [&] {
+        if (inval) inval->close();
+        inval_guard.reset();
+        inval_io.stop();
+    });
+    inval_thread.join();
     reaper.stop();
     log::info("respcache stopped");
     return 0;

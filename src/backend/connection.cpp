@@ -1,6 +1,7 @@
 #include "respcache/backend/connection.hpp"
 
 #include <algorithm>
+#include <tuple>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
@@ -90,6 +91,7 @@ void connection::close() {
     if (closed_) return;
     closed_ = true;
     state_ = connection_state::closed;
+    if (connected_) notify_closing();
     connected_ = false;
     ++generation_;
     boost::system::error_code ignored;
@@ -158,9 +160,16 @@ void connection::flush() {
                       });
 }
 
+void connection::notify_closing() {
+    if (closing_notified_) return;
+    closing_notified_ = true;
+    if (on_closing_) on_closing_();
+}
+
 void connection::drop_socket(std::string reason) {
     if (!connected_) return;
     if (drop_reason_.empty()) drop_reason_ = std::move(reason);
+    notify_closing();
     boost::system::error_code ignored;
     socket_.cancel(ignored);
     socket_.close(ignored);
@@ -264,6 +273,7 @@ asio::awaitable<std::string> connection::connect_once() {
     socket_ = std::move(sock);
     ++generation_;
     connected_ = true;
+    closing_notified_ = false;
     drop_reason_.clear();
     if (write_in_progress_) writing_ = std::make_shared<std::string>();  // the old write keeps its buffer
     write_in_progress_ = false;
@@ -279,8 +289,24 @@ asio::awaitable<std::string> connection::connect_once() {
 asio::awaitable<std::string> connection::read_loop() {
     for (;;) {
         std::size_t avail = 0;
-        char* space = in_.prepare(kReadSize, avail);
-        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space, avail), use_tuple);
+        boost::system::error_code ec;
+        std::size_t n = 0;
+        if (options_.reads_via_wait) {
+            std::tie(ec) = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, use_tuple);
+            if (!drop_reason_.empty()) co_return drop_reason_;
+            if (ec) co_return ec.message();
+            if (options_.draining != nullptr) options_.draining->store(true, std::memory_order_seq_cst);
+            char* space = in_.prepare(kReadSize, avail);
+            socket_.non_blocking(true, ec);
+            n = socket_.read_some(asio::buffer(space, avail), ec);
+            if (ec == asio::error::would_block) {
+                if (options_.draining != nullptr) options_.draining->store(false, std::memory_order_seq_cst);
+                continue;
+            }
+        } else {
+            char* space = in_.prepare(kReadSize, avail);
+            std::tie(ec, n) = co_await socket_.async_read_some(asio::buffer(space, avail), use_tuple);
+        }
         if (!drop_reason_.empty()) co_return drop_reason_;
         if (ec) co_return ec == asio::error::eof ? std::string("connection closed by the backend") : ec.message();
         in_.commit(n);
@@ -294,6 +320,7 @@ asio::awaitable<std::string> connection::read_loop() {
             if (closed_) co_return std::string("connection closed");
             if (!drop_reason_.empty()) co_return drop_reason_;
         }
+        if (options_.draining != nullptr) options_.draining->store(false, std::memory_order_seq_cst);
         in_.shrink();
     }
 }
@@ -315,6 +342,7 @@ asio::awaitable<void> connection::run() {
             was_ready = state_ == connection_state::ready;
         }
         last_error_ = error;
+        if (connected_) notify_closing();
         connected_ = false;
         ++generation_;
         boost::system::error_code ignored;

@@ -15,8 +15,12 @@ invalidation_listener::invalidation_listener(backend::asio::any_io_executor ex, 
                                              std::chrono::milliseconds ping_timeout)
     : services_(shared), ping_timer_(ex), ping_interval_(ping_interval), ping_timeout_(ping_timeout) {
     options.client_name = "respcache-invalidation";
+    options.reads_via_wait = true;
+    options.draining = &services_.tracking().draining;
     conn_ = std::make_shared<backend::connection>(ex, std::move(options));
     conn_->on_ready([this] { subscribe(); });
+    // Before the socket goes away (so before its descriptor number can be reused), stop every hit.
+    conn_->on_closing([this] { lost("connection closing"); });
     conn_->on_down([this](std::string_view why) { lost(why); });
 }
 
@@ -64,8 +68,9 @@ void invalidation_listener::on_stream_reply(std::string_view bytes) {
     } else if (*kind == "subscribe") {
         last_pong_ = std::chrono::steady_clock::now();
         t.redirect_id.store(conn_->backend_id(), std::memory_order_release);
+        t.fd.store(conn_->native_handle(), std::memory_order_seq_cst);
         t.epoch.fetch_add(1, std::memory_order_acq_rel);
-        t.live.store(true, std::memory_order_release);
+        t.live.store(true, std::memory_order_seq_cst);
         log::info("invalidation channel live", {{"redirect_id", conn_->backend_id()}});
     }
 }
@@ -75,7 +80,8 @@ void invalidation_listener::on_stream_error(std::string_view reason) { lost(reas
 void invalidation_listener::lost(std::string_view why) {
     auto& t = services_.tracking();
     // Order matters: stop fills first, then empty the cache, so nothing from before the loss survives.
-    const bool was_live = t.live.exchange(false, std::memory_order_acq_rel);
+    const bool was_live = t.live.exchange(false, std::memory_order_seq_cst);
+    t.fd.store(-1, std::memory_order_seq_cst);
     t.epoch.fetch_add(1, std::memory_order_acq_rel);
     if (was_live) {
         t.losses.fetch_add(1, std::memory_order_relaxed);

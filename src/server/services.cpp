@@ -1,5 +1,7 @@
 #include "respcache/server/services.hpp"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -55,6 +57,18 @@ void client_info::note_command(std::string_view name) {
     last_seen_len_ = static_cast<std::uint8_t>(n);
     std::lock_guard guard(mu);
     last_command.assign(lower, n);
+}
+
+bool tracking_state::quiescent() const noexcept {
+    if (!live.load(std::memory_order_seq_cst)) return false;
+    const int socket = fd.load(std::memory_order_seq_cst);
+    if (socket < 0) return false;
+    pollfd p{socket, POLLIN, 0};
+    const int ready = ::poll(&p, 1, 0);
+    if (ready != 0) return false;  // bytes waiting (or an error: assume the worst)
+    // Checked after the socket: bytes the listener took before our poll are either applied or still
+    // being applied, and then this says so.
+    return !draining.load(std::memory_order_seq_cst) && live.load(std::memory_order_seq_cst);
 }
 
 void client_registry::add(std::shared_ptr<client_info> c) {

@@ -302,6 +302,7 @@ asio::awaitable<bool> session::read_more() {
     in_.commit(n);
     now_ = steady_ms();
     batch_start_ = steady_clock::now();
+    quiescence_checked_ = false;
     co_return true;
 }
 
@@ -691,11 +692,26 @@ bool session::cache_bypassed(const cache::key& k) const {
 }
 
 void session::get(command::args_view args) {
+    if (pinned_) {
+        // WATCH (or another state) holds a dedicated connection: the client is doing read-modify-write,
+        // so it reads Redis itself; and an entry filled through a connection that goes away with the
+        // client would lose its invalidations.
+        forward(args);
+        return;
+    }
     auto& cache = shared().cache();
     auto& stats = owner_.stats();
     const cache::key k = cache::make_key(db_, args[1]);
     const bool cacheable = cache.enabled() && !cache_bypassed(k);
-    if (cacheable) {
+    bool may_hit = cacheable;
+    if (cacheable && shared().tracking_wanted()) {
+        if (!quiescence_checked_) {
+            quiescent_ = shared().tracking().quiescent();
+            quiescence_checked_ = true;
+        }
+        may_hit = quiescent_;
+    }
+    if (may_hit) {
         std::string* target;
         slot* s = nullptr;
         if (skip_this_) {

@@ -47,6 +47,17 @@ void worker::start_backend() {
                 health.up.fetch_add(1);
             }
         });
+        backend::connection* conn = c.get();
+        services* svc = &shared_;
+        c->on_closing([conn, svc] {
+            // Redis tracks keys per connection: entries filled through this one will get no invalidation
+            // any more. Which entries those are is not recorded, so all go, before the socket does.
+            if (conn->tracking_epoch != 0) {
+                conn->tracking_epoch = 0;
+                svc->cache().flush_all();
+                svc->tracking().losses.fetch_add(1, std::memory_order_relaxed);
+            }
+        });
         c->on_down([&health, counted](std::string_view why) {
             if (*counted) {
                 *counted = false;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -54,6 +55,11 @@ struct connection_options {
     resp::limits limits;
     std::string client_name = "respcache";
     bool reconnect = true;  // false: a connection that fails stays down (dedicated connections)
+    // Read by waiting for readability and then reading in this thread, with `draining` (if set) true
+    // from the moment bytes leave the kernel until every complete reply in them has been delivered, so
+    // that other threads can tell "nothing unread and nothing half-processed" (the invalidation channel).
+    bool reads_via_wait = false;
+    std::atomic<bool>* draining = nullptr;
 };
 
 enum class connection_state {
@@ -114,6 +120,10 @@ public:
     // or an attempt fails (with the reason).
     void on_ready(std::function<void()> f) { on_ready_ = std::move(f); }
     void on_down(std::function<void(std::string_view)> f) { on_down_ = std::move(f); }
+    // Called (on the executor) just before a connected socket is closed, whatever the reason.
+    void on_closing(std::function<void()> f) { on_closing_ = std::move(f); }
+    // The socket's descriptor while connected, -1 otherwise. For poll() by other threads only.
+    int native_handle() noexcept { return connected_ ? static_cast<int>(socket_.native_handle()) : -1; }
 
     // The tracking epoch for which this connection enabled client tracking; 0 when it has not (it is
     // reset on every reconnect). Maintained by the callers that send CLIENT TRACKING.
@@ -139,6 +149,7 @@ private:
     void arm_watchdog();
     void fail_all(std::string_view reason);
     void drop_socket(std::string reason);
+    void notify_closing();
 
     asio::any_io_executor ex_;
     connection_options options_;
@@ -148,6 +159,7 @@ private:
     connection_state state_ = connection_state::connecting;
     bool closed_ = false;
     bool connected_ = false;        // the socket is connected (the handshake may still be under way)
+    bool closing_notified_ = false; // on_closing_ ran for the current socket
     std::string drop_reason_;       // why drop_socket() ended the current socket
     std::uint64_t generation_ = 0;  // bumped per socket; stale write completions are ignored
     std::string out_;               // bytes not yet handed to the socket
@@ -166,6 +178,7 @@ private:
     std::unique_ptr<handshake> handshake_;
     std::function<void()> on_ready_;
     std::function<void(std::string_view)> on_down_;
+    std::function<void()> on_closing_;
     std::minstd_rand jitter_;
 };
 

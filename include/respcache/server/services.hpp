@@ -84,6 +84,15 @@ struct tracking_state {
     std::atomic<bool> unsupported{false};   // the backend has no client tracking: TTL only
     std::atomic<std::uint64_t> invalidations{0};  // invalidation messages received
     std::atomic<std::uint64_t> losses{0};         // times the channel was lost (and the cache flushed)
+    std::atomic<int> fd{-1};                 // the channel's socket while live, for poll() by io threads
+    std::atomic<bool> draining{false};       // the listener holds bytes it has read but not yet applied
+
+    // Whether every invalidation Redis has sent so far has been applied: the channel is live, nothing is
+    // waiting in its socket and nothing is half-processed. One poll() system call. A cache hit is only
+    // served when this held after the client's request was read: Redis sends a write's invalidation
+    // together with the write's reply, so a request sent after a write was acknowledged finds that
+    // write's invalidation here, not yet applied, and goes to Redis instead.
+    bool quiescent() const noexcept;
 };
 
 // The settings that SIGHUP may change while running; everything else is fixed at start-up.
