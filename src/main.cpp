@@ -70,13 +70,17 @@ private:
         const auto left = svc_.connected_clients().load();
         if (left > 0) log::warn("shutdown timeout: closing clients still connected", {{"clients", left}});
         loader_.close();
+        for (auto& g : guards_) g.reset();
         for (auto& w : workers_) {
-            asio::post(w->io(), [wp = w.get()] {
+            asio::post(w->io(), [wp = w.get(), graceful = left == 0] {
                 wp->stop_sessions_now();
                 wp->stop_backend();
+                // With no client left nothing else needs this thread; otherwise the closes just issued
+                // get a moment to complete.
+                if (graceful) wp->io().stop();
             });
         }
-        for (auto& g : guards_) g.reset();
+        if (left == 0) return;
         // Whatever still holds work (a client that never drains its socket) must not keep us alive.
         timer_.expires_after(std::chrono::milliseconds(500));
         timer_.async_wait([this](boost::system::error_code) {

@@ -257,9 +257,27 @@ asio::awaitable<bool> session::serve_requests() {
         if (client_gone_ || o == outcome::close || closing_) co_return false;
         if (tunnel_) co_return true;
         if (o != outcome::need_more) continue;
-        if (stop_requested_) co_return false;
+        if (stop_requested_) {
+            // Shutting down: what the client has already sent is in flight too. Serve whatever the
+            // socket holds now, and leave once it holds nothing more.
+            if (!read_available()) co_return false;
+            continue;
+        }
         if (!co_await read_more()) co_return false;
     }
+}
+
+bool session::read_available() {
+    std::size_t avail = 0;
+    char* space = in_.prepare(kReadSize, avail);
+    boost::system::error_code ec;
+    const std::size_t n = socket_.read_some(asio::buffer(space, avail), ec);
+    if (ec || n == 0) return false;
+    in_.commit(n);
+    now_ = steady_ms();
+    batch_start_ = steady_clock::now();
+    quiescence_checked_ = false;
+    return true;
 }
 
 // Reads what the client sent next into in_. False when the client is gone, idle past --timeout, or the

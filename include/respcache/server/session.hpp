@@ -118,6 +118,7 @@ private:
     asio::awaitable<void> wait_for_replies();
     asio::awaitable<void> write_out();
     asio::awaitable<bool> read_more();
+    bool read_available();
     asio::awaitable<void> run_tunnel();
     asio::awaitable<void> tunnel_reader();
     asio::awaitable<void> tunnel_writer();
