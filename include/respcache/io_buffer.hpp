@@ -13,7 +13,7 @@ namespace respcache {
 // Owned and used by one thread.
 class io_buffer {
 public:
-    explicit io_buffer(std::size_t initial = 16 * 1024) : initial_(initial) {}
+    explicit io_buffer(std::size_t initial = 16 * 1024) : initial_(initial == 0 ? 1 : initial) {}
 
     // The unread bytes. Valid until the next prepare(), consume() or shrink().
     std::string_view readable() const noexcept { return {data_.get() + begin_, end_ - begin_}; }
@@ -30,6 +30,7 @@ public:
     // Marks `n` bytes written into the space prepare() returned.
     void commit(std::size_t n) noexcept { end_ += n; }
     void append(std::string_view bytes) {
+        if (bytes.empty()) return;
         std::size_t avail = 0;
         std::memcpy(prepare(bytes.size(), avail), bytes.data(), bytes.size());
         commit(bytes.size());

@@ -194,7 +194,9 @@ void connection::arm_watchdog() {
 }
 
 void connection::deliver(std::string_view bytes) {
-    if (sink_ != nullptr) {
+    // Requests sent before stream mode began (the log-in, a SELECT) keep their replies; everything
+    // after goes to the sink.
+    if (pending_.empty() && sink_ != nullptr) {
         sink_->on_stream_reply(bytes);
         return;
     }
@@ -281,7 +283,6 @@ asio::awaitable<std::string> connection::connect_once() {
     framer_.reset();
     backend_id_ = 0;
     tracking_epoch = 0;
-    sink_ = nullptr;  // stream mode ends with the socket it was entered on
     queue_handshake();
     co_return std::string();
 }

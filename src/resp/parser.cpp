@@ -166,14 +166,33 @@ parse_result request_parser::parse(std::string_view in) {
     return mode_ == mode::multibulk ? parse_multibulk(in) : parse_inline(in);
 }
 
+namespace {
+// Where `ch` first occurs in `in` from `from` on, as Redis's strchr finds it: a NUL byte before it
+// hides it (Redis keeps waiting for a line end it cannot see).
+const char* find_in_c_string(std::string_view in, std::size_t from, char ch) {
+    if (from >= in.size()) return nullptr;
+    const char* start = in.data() + from;
+    const void* found = std::memchr(start, ch, in.size() - from);
+    if (found == nullptr) return nullptr;
+    const char* at = static_cast<const char*>(found);
+    if (std::memchr(start, '\0', static_cast<std::size_t>(at - start)) != nullptr) return nullptr;
+    return at;
+}
+}  // namespace
+
 parse_result request_parser::parse_inline(std::string_view in) {
-    const void* found = pos_ < in.size() ? std::memchr(in.data() + pos_, '\n', in.size() - pos_) : nullptr;
+    const char* found = find_in_c_string(in, pos_, '\n');
+    if (found == nullptr && pos_ < in.size() && std::memchr(in.data() + pos_, '\0', in.size() - pos_) != nullptr) {
+        // The line holds a NUL: like Redis, never see its end; only the size limit ends the wait.
+        if (in.size() > limits_.max_inline_len) return fail("ERR Protocol error: too big inline request");
+        return {parse_status::need_more, 0};
+    }
     if (found == nullptr) {
         if (in.size() > limits_.max_inline_len) return fail("ERR Protocol error: too big inline request");
         pos_ = in.size();
         return {parse_status::need_more, 0};
     }
-    const std::size_t newline = static_cast<const char*>(found) - in.data();
+    const std::size_t newline = static_cast<std::size_t>(found - in.data());
     std::size_t line_end = newline;
     if (line_end > 0 && in[line_end - 1] == '\r') --line_end;
     inline_storage_.clear();
@@ -186,12 +205,12 @@ parse_result request_parser::parse_inline(std::string_view in) {
 parse_result request_parser::parse_multibulk(std::string_view in) {
     if (multibulk_len_ == 0) {
         // The `*N\r\n` header. Like Redis, look for '\r' and then skip two bytes.
-        const void* cr = std::memchr(in.data(), '\r', in.size());
+        const char* cr = find_in_c_string(in, 0, '\r');
         if (cr == nullptr) {
             if (in.size() > limits_.max_inline_len) return fail("ERR Protocol error: too big mbulk count string");
             return {parse_status::need_more, 0};
         }
-        const std::size_t idx = static_cast<const char*>(cr) - in.data();
+        const std::size_t idx = static_cast<std::size_t>(cr - in.data());
         if (idx + 2 > in.size()) return {parse_status::need_more, 0};
         std::int64_t count = 0;
         if (!detail::parse_int64(in.substr(1, idx - 1), count) || count > limits_.max_multibulk_len)
@@ -209,12 +228,12 @@ parse_result request_parser::parse_multibulk(std::string_view in) {
     while (static_cast<std::int64_t>(spans_.size()) < multibulk_len_) {
         if (bulk_len_ < 0) {
             const std::string_view rest = in.substr(pos_);
-            const void* cr = std::memchr(rest.data(), '\r', rest.size());
+            const char* cr = find_in_c_string(rest, 0, '\r');
             if (cr == nullptr) {
                 if (rest.size() > limits_.max_inline_len) return fail("ERR Protocol error: too big bulk count string");
                 return {parse_status::need_more, 0};
             }
-            const std::size_t idx = static_cast<const char*>(cr) - rest.data();
+            const std::size_t idx = static_cast<std::size_t>(cr - rest.data());
             if (idx + 2 > rest.size()) return {parse_status::need_more, 0};
             if (rest[0] != '$') return fail(std::string("ERR Protocol error: expected '$', got '") + rest[0] + "'");
             std::int64_t len = 0;

@@ -60,12 +60,10 @@ frame_result reply_framer::next(std::string_view in) {
                 if (!detail::parse_int64(header, count) || count < -1 || (count == -1 && type != '*') ||
                     count > INT32_MAX)
                     return fail("invalid aggregate length in reply");
-                if (count > 0) {
-                    children = count;
-                    if (type == '%') children = count * 2;
-                    // An attribute map is followed by the reply it annotates: frame both as one.
-                    if (type == '|') children = count * 2 + 1;
-                }
+                if (count > 0) children = type == '%' ? count * 2 : count;
+                // An attribute map (even an empty one) is followed by the reply it annotates: frame both
+                // as one.
+                if (type == '|') children = count * 2 + 1;
                 break;
             }
             default:

@@ -226,7 +226,7 @@ asio::awaitable<void> session::run() {
         while (co_await serve_requests()) {
             co_await run_tunnel();
             if (closing_ || client_gone_) {
-                co_await write_out();
+                co_await flush_all();
                 break;
             }
         }
@@ -253,17 +253,34 @@ asio::awaitable<bool> session::serve_requests() {
         const outcome o = process_input();
         co_await wait_for_replies();
         maybe_release_pinned();
-        co_await write_out();
-        if (client_gone_ || o == outcome::close || closing_) co_return false;
-        if (tunnel_) co_return true;
+        start_write();
+        if (over_output_limit() || client_gone_) co_return false;
+        if (o == outcome::close || closing_) {
+            co_await flush_all();
+            co_return false;
+        }
+        if (tunnel_) {
+            co_await flush_all();
+            co_return true;
+        }
+        // Without an output limit, never run ahead of a client that is not reading its replies; with one,
+        // keep serving it (as Redis does) until its unwritten replies pass the limit.
+        if (output_limit() == 0 && write_in_progress_ && out_.size() > kBatchBytes) co_await wait_for_write();
+        if (client_gone_) co_return false;
         if (o != outcome::need_more) continue;
         if (stop_requested_) {
             // Shutting down: what the client has already sent is in flight too. Serve whatever the
             // socket holds now, and leave once it holds nothing more.
-            if (!read_available()) co_return false;
+            if (!read_available()) {
+                co_await flush_all();
+                co_return false;
+            }
             continue;
         }
-        if (!co_await read_more()) co_return false;
+        if (!co_await read_more()) {
+            co_await flush_all();
+            co_return false;
+        }
     }
 }
 
@@ -352,26 +369,62 @@ asio::awaitable<void> session::wait_for_replies() {
     }
 }
 
-asio::awaitable<void> session::write_out() {
-    if (out_.empty() || client_gone_) {
-        out_.clear();
-        co_return;
-    }
-    const std::size_t limit = shared().live().output_buffer_limit.load(std::memory_order_relaxed);
-    if (limit != 0 && out_.size() > limit) {
-        owner_.stats().output_limit_disconnects.add();
-        log::limited("output-limit", spdlog::level::warn, "closing client: output buffer limit reached",
-                     {{"client", info_->id}, {"bytes", out_.size()}, {"limit", limit}});
-        out_.clear();
-        closing_ = true;
-        client_gone_ = true;
-        co_return;
-    }
+std::size_t session::output_limit() const noexcept {
+    return owner_.shared().live().output_buffer_limit.load(std::memory_order_relaxed);
+}
+
+void session::start_write() {
+    if (write_in_progress_ || out_.empty() || client_gone_) return;
+    write_in_progress_ = true;
     write_buf_.clear();
     write_buf_.swap(out_);
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(write_buf_), use_tuple);
-    if (ec) client_gone_ = true;
-    if (write_buf_.capacity() > 4 * kBatchBytes) std::string().swap(write_buf_);
+    // One write at a time, running alongside reading and processing; it continues with whatever
+    // accumulated meanwhile.
+    asio::async_write(socket_, asio::buffer(write_buf_),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                          self->write_in_progress_ = false;
+                          if (ec) {
+                              self->client_gone_ = true;
+                          } else {
+                              if (self->write_buf_.capacity() > 4 * kBatchBytes) std::string().swap(self->write_buf_);
+                              self->start_write();
+                          }
+                          self->wake();
+                      });
+}
+
+bool session::over_output_limit() {
+    const std::size_t limit = output_limit();
+    const std::size_t unwritten = (write_in_progress_ ? write_buf_.size() : 0) + out_.size();
+    if (limit == 0 || unwritten <= limit || client_gone_) return false;
+    owner_.stats().output_limit_disconnects.add();
+    log::limited("output-limit", spdlog::level::warn,
+                 tunnel_ ? "closing subscriber: output buffer limit reached" : "closing client: output buffer limit reached",
+                 {{"client", info_->id}, {"bytes", unwritten}, {"limit", limit}});
+    abort_client();
+    return true;
+}
+
+void session::abort_client() {
+    closing_ = true;
+    client_gone_ = true;
+    out_.clear();
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    wake();
+}
+
+asio::awaitable<void> session::wait_for_write() {
+    while (write_in_progress_ && !client_gone_) {
+        wake_.expires_at(steady_clock::time_point::max());
+        co_await wake_.async_wait(use_tuple);
+    }
+}
+
+asio::awaitable<void> session::flush_all() {
+    start_write();
+    co_await wait_for_write();
 }
 
 std::size_t session::query_buffer_limit() const noexcept {
@@ -1078,12 +1131,7 @@ asio::awaitable<void> session::run_tunnel() {
     using namespace asio::experimental::awaitable_operators;
     tunnel_process();
     for (;;) {
-        while (!out_.empty() && !client_gone_) {
-            write_buf_.clear();
-            write_buf_.swap(out_);
-            auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(write_buf_), use_tuple);
-            if (ec) client_gone_ = true;
-        }
+        start_write();
         if (!tunnel_ || closing_ || client_gone_) break;
         wake_.expires_at(steady_clock::time_point::max());
         auto r = co_await (wake_.async_wait(use_tuple) || socket_.async_wait(tcp::socket::wait_read, use_tuple));
@@ -1203,19 +1251,13 @@ void session::on_stream_reply(std::string_view bytes) {
         return;
     }
     if (!reply_off_) out_.append(bytes);
-    const std::size_t limit = shared().live().output_buffer_limit.load(std::memory_order_relaxed);
-    if (limit != 0 && out_.size() > limit) {
-        owner_.stats().output_limit_disconnects.add();
-        log::limited("output-limit", spdlog::level::warn, "closing subscriber: output buffer limit reached",
-                     {{"client", info_->id}, {"bytes", out_.size()}, {"limit", limit}});
-        out_.clear();
-        closing_ = true;
-        client_gone_ = true;
+    if (over_output_limit()) {
+        // A subscriber that does not keep up: cut it off, its backend connection too.
         tunnel_ = false;
         release_pinned(false);
-        wake();
         return;
     }
+    start_write();
     bool push = false;
     if (!monitor_ && !bytes.empty() && bytes[0] == '*') {
         if (auto items = resp::array_elements(bytes); items && !items->empty()) {

@@ -112,8 +112,9 @@ public:
     // Records that commands sent earlier (a SELECT inside MULTI) changed the selected database.
     void assume_selected(std::uint32_t db) noexcept { db_ = db; }
 
-    // Stream mode: from now on every reply goes to `sink` (nullptr returns to request mode), and send()
-    // queues no reply matching (its `replies` and `r` are ignored). Only switch when nothing is pending.
+    // Stream mode: once the requests already pending are answered, every reply goes to `sink` (nullptr
+    // returns to request mode), and send() queues no reply matching (its `replies` and `r` are ignored).
+    // The sink stays across reconnects; the log-in of a new socket is still matched as requests.
     void set_stream_sink(stream_sink* sink) noexcept { sink_ = sink; }
 
     // Called (on the executor) each time the handshake completes, and each time the connection is lost

@@ -116,7 +116,12 @@ private:
 
     asio::awaitable<bool> serve_requests();
     asio::awaitable<void> wait_for_replies();
-    asio::awaitable<void> write_out();
+    void start_write();
+    bool over_output_limit();
+    void abort_client();
+    std::size_t output_limit() const noexcept;
+    asio::awaitable<void> wait_for_write();
+    asio::awaitable<void> flush_all();
     asio::awaitable<bool> read_more();
     bool read_available();
     asio::awaitable<void> run_tunnel();
@@ -157,7 +162,8 @@ private:
     std::shared_ptr<client_info> info_;
     io_buffer in_;
     std::string out_;
-    std::string write_buf_;
+    std::string write_buf_;      // the bytes of the write under way; untouched until it completes
+    bool write_in_progress_ = false;
     resp::request_parser parser_;
     std::string_view raw_;       // the current command's bytes (in in_, or in inline_raw_)
     std::string inline_raw_;     // storage for re-encoded inline commands
