@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -155,12 +156,14 @@ std::optional<backend_address> parse_backend_url(std::string_view text) {
         host = hostport.substr(1, close - 1);
         std::string_view after = hostport.substr(close + 1);
         if (!after.empty()) {
-            if (after.front() != ':') return std::nullopt;
+            if (after.front() != ':' || after.size() == 1) return std::nullopt;
             port = after.substr(1);
         }
     } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
         host = hostport.substr(0, colon);
         port = hostport.substr(colon + 1);
+        // An IPv6 address needs brackets: redis://[::1]:6379.
+        if (host.find(':') != std::string_view::npos) return std::nullopt;
     }
     if (host.empty()) return std::nullopt;
     for (char c : host)
@@ -408,7 +411,22 @@ config_outcome load_config(const std::vector<std::string>& args, const std::vect
     const po::options_description desc = describe();
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(args).options(desc).run(), vm);
+        // No positional arguments: a stray word (a forgotten --port) is an error, not silently dropped.
+        po::store(po::command_line_parser(args).options(desc).positional(po::positional_options_description{}).run(), vm);
+    } catch (const po::too_many_positional_options_error&) {
+        std::string stray;
+        for (std::size_t i = 0; i < args.size(); ++i) {
+            if (args[i].starts_with("-")) {
+                // An option given as "--name value" takes the next word.
+                if (args[i].find('=') == std::string::npos && i + 1 < args.size() &&
+                    args[i] != "--help" && args[i] != "-h" && args[i] != "--version")
+                    ++i;
+                continue;
+            }
+            stray = args[i];
+            break;
+        }
+        return usage_error("unexpected argument '" + stray + "': options are written --name value (see --help)");
     } catch (const po::error& e) {
         return usage_error(std::string(e.what()) + " (see --help)");
     }
@@ -453,6 +471,9 @@ config_outcome load_config(const std::vector<std::string>& args, const std::vect
     cfg.threads = std::max(1u, std::thread::hardware_concurrency());
     if (vm.count("config")) {
         cfg.config_file = vm["config"].as<std::string>();
+        std::error_code fs_error;
+        if (!std::filesystem::is_regular_file(cfg.config_file, fs_error))
+            return usage_error("--config: '" + cfg.config_file + "' is not a readable file");
         std::ifstream file(cfg.config_file);
         if (!file) return usage_error("--config: cannot read '" + cfg.config_file + "': " + std::strerror(errno));
         try {
