@@ -1,0 +1,1210 @@
+#!/usr/bin/env python3
+"""`make bench`: respcache side by side with Redis direct and twemproxy, on one machine, in one run.
+
+The harness starts everything it measures on free ports of 127.0.0.1 (a redis-server, respcache
+instances, a nutcracker in front of the same Redis), seeds 100k keys of 100-byte values, and runs each
+scenario with redis-benchmark against every target, alternating the targets (A B C A B C ...) for
+several rounds. It prints medians with min and max and the ratios respcache / Redis and
+respcache / twemproxy, and writes bench/results/latest.json (every round, every command line) and
+bench/results/latest.md (the table for the README).
+
+Besides redis-benchmark it measures, with its own small RESP client: memory per cached entry (RSS of
+respcache against Redis's own figure), the staleness window of client tracking, and it checks every run
+against the servers' own counters (INFO proxy of respcache, INFO commandstats of Redis), because
+redis-benchmark counts error replies as successful requests.
+
+Only the Python standard library is used. Every process started is stopped by its pid when the run
+ends, also on Ctrl-C or SIGTERM. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import io
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parent.parent
+KEYS = 100_000           # distinct keys of the throughput scenarios (redis-benchmark -r 100000)
+VALUE_SIZE = 100         # bytes per value (redis-benchmark -d 100)
+KEY_LEN = 16             # "key:" + 12 digits, redis-benchmark's __rand_int__ names
+CACHE_TTL = "3600s"      # long enough that nothing expires during a run (hit scenarios stay hits)
+
+
+# ---------------------------------------------------------------------------------------------------
+# A minimal RESP2 client (blocking socket, pipelining by batches).
+
+class ErrorReply(str):
+    """An error reply (returned, not raised)."""
+
+
+def encode(*args) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        elif isinstance(a, int):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def key_name(i: int) -> bytes:
+    return b"key:%012d" % i
+
+
+def seed_value(i: int) -> bytes:
+    return (key_name(i) + b":").ljust(VALUE_SIZE, b"v")
+
+
+class Conn:
+    def __init__(self, port: int, timeout: float = 30.0):
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.pos = 0
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> "Conn":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("connection closed by the server")
+        self.buf = self.buf[self.pos:] + chunk
+        self.pos = 0
+
+    def _line(self) -> bytes:
+        while True:
+            i = self.buf.find(b"\r\n", self.pos)
+            if i >= 0:
+                line = self.buf[self.pos:i]
+                self.pos = i + 2
+                return line
+            self._fill()
+
+    def _exact(self, n: int) -> bytes:
+        while len(self.buf) - self.pos < n:
+            self._fill()
+        data = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return data
+
+    def read_reply(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            return self._exact(n + 2)[:-2]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            return ErrorReply(rest.decode(errors="replace"))
+        if t == b":":
+            return int(rest)
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read_reply() for _ in range(n)]
+        raise ValueError(f"unexpected reply type {line[:40]!r}")
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def call(self, *args):
+        self.sock.sendall(encode(*args))
+        return self.read_reply()
+
+
+def info(port: int, section: str) -> Dict[str, str]:
+    with Conn(port, timeout=10) as c:
+        text = c.call("INFO", section)
+    if not isinstance(text, bytes):
+        raise RuntimeError(f"INFO {section} on port {port} answered {text!r}")
+    out = {}
+    for line in text.decode(errors="replace").splitlines():
+        if ":" in line and not line.startswith("#"):
+            k, v = line.split(":", 1)
+            out[k] = v
+    return out
+
+
+def pipelined(port: int, count: int, make: Callable[[int], bytes], check: Callable[[int, object], bool],
+              batch: int = 1000, start: int = 0) -> int:
+    """Sends make(i) for i in [start, start+count) in batches on one connection; returns how many
+    replies failed check(i, reply)."""
+    bad = 0
+    with Conn(port, timeout=60) as c:
+        for lo in range(start, start + count, batch):
+            hi = min(lo + batch, start + count)
+            c.send(b"".join(make(i) for i in range(lo, hi)))
+            for i in range(lo, hi):
+                if not check(i, c.read_reply()):
+                    bad += 1
+    return bad
+
+
+# ---------------------------------------------------------------------------------------------------
+# Processes.
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def raise_nofile() -> None:
+    """preexec_fn of every child: as many file descriptors as the hard limit allows (1000 clients)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def child_env() -> Dict[str, str]:
+    # respcache reads RESPCACHE_* as configuration: give it none but what we pass as flags.
+    return {k: v for k, v in os.environ.items() if not k.startswith("RESPCACHE_")}
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, what: str, proc: Optional["Proc"] = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with status {proc.popen.returncode} while waiting for "
+                               f"{what}; log: {proc.log_tail()}")
+        try:
+            if pred():
+                return
+        except (OSError, ValueError, RuntimeError):
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Proc:
+    name: str
+    kind: str  # redis | respcache | twemproxy
+    popen: subprocess.Popen
+    log: Path
+    port: int = 0
+    argv: List[str] = field(default_factory=list)
+    exit_status: Optional[int] = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, n: int = 5) -> str:
+        try:
+            return " | ".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def rss_kb(self) -> int:
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+
+class Procs:
+    """Owns every process the harness starts; stop_all() stops them by pid."""
+
+    def __init__(self, workdir: Path, respcache_bin: str):
+        self.workdir = workdir
+        self.bin = respcache_bin
+        self.procs: List[Proc] = []
+        self.anomalies: List[str] = []
+
+    def _spawn(self, name: str, kind: str, argv: List[str], log: Path, stdout_to_log: bool = True) -> Proc:
+        logf = open(log, "ab")
+        try:
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=logf if stdout_to_log else subprocess.DEVNULL, stderr=logf,
+                                     preexec_fn=raise_nofile, start_new_session=True, env=child_env(),
+                                     cwd=self.workdir)
+        finally:
+            logf.close()
+        p = Proc(name=name, kind=kind, popen=popen, log=log, argv=argv)
+        self.procs.append(p)
+        return p
+
+    def start_redis(self, name: str) -> Proc:
+        port = free_port()
+        d = self.workdir / name
+        d.mkdir(exist_ok=True)
+        argv = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--dir", str(d), "--logfile", ""]
+        p = self._spawn(name, "redis", argv, self.workdir / f"{name}.log")
+        p.port = port
+        def ready() -> bool:
+            with Conn(port, timeout=2) as c:
+                return c.call("PING") == "PONG"
+        wait_until(ready, 10, f"{name} to answer PING", p)
+        return p
+
+    def start_respcache(self, name: str, backend_port: int, args: Sequence[str]) -> Proc:
+        argv = [self.bin, "--bind", HOST, "--port", "0", "--backend", f"redis://{HOST}:{backend_port}",
+                *args]
+        log = self.workdir / f"{name}.log"
+        p = self._spawn(name, "respcache", argv, log)
+        pat = re.compile(rb"\bport=(\d+)")
+        def port_logged() -> bool:
+            m = pat.search(log.read_bytes())
+            if m:
+                p.port = int(m.group(1))
+            return p.port != 0
+        wait_until(port_logged, 10, f"{name} to log its port", p)
+        def ready() -> bool:
+            i = info(p.port, "proxy")
+            return i.get("backend_state") == "up" and i.get("invalidation_channel") in ("live", "off")
+        wait_until(ready, 10, f"{name} backend up and invalidation channel live", p)
+        return p
+
+    def start_twemproxy(self, name: str, redis_port: int) -> Proc:
+        port, stats_port = free_port(), free_port()
+        conf = self.workdir / f"{name}.yml"
+        conf.write_text(
+            "bench:\n"
+            f"  listen: {HOST}:{port}\n"
+            "  hash: fnv1a_64\n"
+            "  distribution: ketama\n"
+            "  redis: true\n"
+            "  timeout: 5000\n"
+            "  backlog: 1024\n"
+            "  preconnect: true\n"
+            "  auto_eject_hosts: false\n"
+            "  server_connections: 1\n"
+            "  servers:\n"
+            f"   - {HOST}:{redis_port}:1\n")
+        argv = ["nutcracker", "-c", str(conf), "-s", str(stats_port), "-a", HOST,
+                "-o", str(self.workdir / f"{name}.log"), "-v", "4"]
+        p = self._spawn(name, "twemproxy", argv, self.workdir / f"{name}.out")
+        p.port = port
+        def ready() -> bool:
+            with Conn(port, timeout=2) as c:
+                return c.call("GET", "bench:twemproxy-ready") is None  # forwarded to Redis
+        wait_until(ready, 10, f"{name} to forward a GET", p)
+        return p
+
+    def stop(self, p: Proc) -> None:
+        if p.exit_status is not None:
+            return
+        if p.popen.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.anomalies.append(f"{p.name} (pid {p.pid}) did not exit within 10s of SIGTERM: killed")
+                os.kill(p.pid, signal.SIGKILL)
+                p.popen.wait(timeout=10)
+        else:
+            self.anomalies.append(f"{p.name} (pid {p.pid}) had exited by itself with status "
+                                  f"{p.popen.returncode}: {p.log_tail()}")
+        p.exit_status = p.popen.returncode
+        if p.kind == "respcache":
+            if p.exit_status != 0:
+                self.anomalies.append(f"{p.name} exited with status {p.exit_status} after SIGTERM")
+            bad = [l for l in p.log.read_text(errors="replace").splitlines()
+                   if re.search(r"\[(error|critical)\]", l)]
+            if bad:
+                self.anomalies.append(f"{p.name} logged {len(bad)} error line(s), first: {bad[0][:300]}")
+
+    def stop_all(self) -> None:
+        for p in reversed(self.procs):
+            try:
+                self.stop(p)
+            except Exception as e:  # keep stopping the others
+                print(f"warning: stopping {p.name} (pid {p.pid}): {e}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------
+# redis-benchmark.
+
+RB_FIELDS = ["rps", "avg_ms", "min_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"]
+
+
+def rb_argv(port: int, args: Sequence[str]) -> List[str]:
+    return ["redis-benchmark", "-h", HOST, "-p", str(port), *args, "--csv"]
+
+
+def rb_template(args: Sequence[str]) -> str:
+    return " ".join(["redis-benchmark", "-h", HOST, "-p", "<port>", *(shlex.quote(a) for a in args), "--csv"])
+
+
+def rb_parse(out: str, test: str) -> Dict[str, float]:
+    for row in csv.reader(io.StringIO(out)):
+        if row and row[0] == test and len(row) >= 8:
+            return dict(zip(RB_FIELDS, (float(x) for x in row[1:8])))
+    raise RuntimeError(f"no CSV row for {test} in redis-benchmark output: {out.strip()[-300:]!r}")
+
+
+def rb_start(port: int, args: Sequence[str]) -> subprocess.Popen:
+    return subprocess.Popen(rb_argv(port, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, preexec_fn=raise_nofile,
+                            start_new_session=True)
+
+
+def rb_finish(p: subprocess.Popen, test: str, timeout: float) -> Dict[str, float]:
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except BaseException:
+        # A hung run (or Ctrl-C): stop this redis-benchmark by its pid, then re-raise.
+        p.kill()
+        p.communicate()
+        raise
+    if p.returncode != 0:
+        raise RuntimeError(f"redis-benchmark exited {p.returncode}: {err.strip()[-300:]}")
+    return rb_parse(out, test)
+
+
+def rb_run(port: int, args: Sequence[str], test: str, timeout: float) -> Dict[str, float]:
+    t0 = time.monotonic()
+    r = rb_finish(rb_start(port, args), test, timeout)
+    r["seconds"] = round(time.monotonic() - t0, 3)
+    return r
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scenarios.
+
+@dataclass
+class Target:
+    label: str
+    kind: str                # respcache | redis | twemproxy
+    instance: str            # which process (a key of Bench.instances)
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    meaning: str
+    mode: str                # rps | mix | latency
+    args: List[str]          # redis-benchmark args (mode rps/latency); GET half for mix
+    test: str = "GET"
+    warm: bool = False       # warm the respcache instance before each of its runs (hit scenarios)
+    expect_hits: Optional[bool] = None  # True: respcache must answer from cache; False: must miss
+    targets: List[Target] = field(default_factory=list)
+    ratio_pairs: List[tuple] = field(default_factory=list)  # (numerator label, denominator label)
+    set_args: List[str] = field(default_factory=list)  # mix: the SET half
+
+
+COMMON = ["-r", str(KEYS), "-d", str(VALUE_SIZE)]
+RESPCACHE, REDIS, TWEM = "respcache", "Redis direct", "twemproxy"
+
+
+def three(instance: str) -> List[Target]:
+    return [Target(RESPCACHE, "respcache", instance), Target(REDIS, "redis", "redis"),
+            Target(TWEM, "twemproxy", "twemproxy")]
+
+
+THREE_RATIOS = [(RESPCACHE, REDIS), (RESPCACHE, TWEM)]
+
+
+def scenarios() -> List[Scenario]:
+    return [
+        Scenario("get_hits", "GET hits, 50 clients",
+                 "GET of random keys among 100k, all cached in respcache (warmed before each run); "
+                 "50 connections, one request in flight each. Redis and twemproxy serve the same GETs "
+                 "from Redis itself.",
+                 "rps", ["-t", "get", "-c", "50", *COMMON], warm=True, expect_hits=True,
+                 targets=three("main"), ratio_pairs=THREE_RATIOS),
+        Scenario("get_hits_p16", "GET hits, 50 clients, pipeline 16",
+                 "As above with 16 requests in flight per connection (redis-benchmark -P 16).",
+                 "rps", ["-t", "get", "-c", "50", "-P", "16", *COMMON], warm=True, expect_hits=True,
+                 targets=three("main"), ratio_pairs=THREE_RATIOS),
+        Scenario("get_miss_nocache", "GET misses, cache disabled",
+                 "respcache started with --capacity 0: every GET is forwarded to Redis (the pure "
+                 "forwarding cost of the miss path, no cache fill).",
+                 "rps", ["-t", "get", "-c", "50", *COMMON], expect_hits=False,
+                 targets=three("nocache"), ratio_pairs=THREE_RATIOS),
+        Scenario("get_miss_cold", "GET misses that fill the cache",
+                 "respcache with the cache on but --ttl 1ms: each entry expires 1 ms after its fill, so "
+                 "a random key is practically never found (the measured hit ratio is printed): every GET "
+                 "is a miss that sends CLIENT CACHING yes + GET + PTTL to Redis and fills the cache, "
+                 "the full cost of a first read of a key.",
+                 "rps", ["-t", "get", "-c", "50", *COMMON],
+                 targets=three("cold"), ratio_pairs=THREE_RATIOS),
+        Scenario("set", "SET, 50 clients",
+                 "SET of random keys (100-byte values): forwarded by respcache and twemproxy; respcache "
+                 "also invalidates the key in its cache.",
+                 "rps", ["-t", "set", "-c", "50", *COMMON], test="SET",
+                 targets=three("main"), ratio_pairs=THREE_RATIOS),
+        Scenario("mix", "GET/SET mix, 45 GET + 5 SET clients",
+                 "redis-benchmark cannot mix commands, so two run at once on the same target: 45 GET "
+                 "clients and 5 SET clients. The GET process does a fixed number of requests; the SET "
+                 "process runs meanwhile and is stopped when the GET process ends. The figure is "
+                 "(GETs + SETs done meanwhile, as counted by Redis) / the GET process's wall time, so both "
+                 "loads overlap for the whole measurement. 90/10 by clients: the share of SET requests "
+                 "follows from each target's speed for each command (10-20%, printed). respcache is warmed before each run; its SETs invalidate "
+                 "keys that the GETs then miss and refill.",
+                 "mix", ["-t", "get", "-c", "45", *COMMON], warm=True,
+                 set_args=["-t", "set", "-c", "5", *COMMON],
+                 targets=three("main"), ratio_pairs=THREE_RATIOS),
+        Scenario("latency", "single client GET hit latency",
+                 "One connection, one request at a time; redis-benchmark's p50 and p99 latency in ms "
+                 "(lower is better; ratios are respcache's p99 over the other's p99).",
+                 "latency", ["-t", "get", "-c", "1", "--precision", "3", *COMMON], warm=True,
+                 expect_hits=True, targets=three("main"), ratio_pairs=THREE_RATIOS),
+        Scenario("clients_1000", "GET hits, 1000 clients",
+                 "1000 concurrent connections, one request in flight each.",
+                 "rps", ["-t", "get", "-c", "1000", *COMMON], warm=True, expect_hits=True,
+                 targets=three("main"), ratio_pairs=THREE_RATIOS),
+        Scenario("scaling", "GET hits, --threads 2 vs --threads 1",
+                 "The hit scenario (50 clients) against respcache with 2 io threads and with 1; the "
+                 "ratio is threads 2 / threads 1. redis-benchmark itself needs most of one core.",
+                 "rps", ["-t", "get", "-c", "50", *COMMON], warm=True, expect_hits=True,
+                 targets=[Target("respcache --threads 2", "respcache", "main"),
+                          Target("respcache --threads 1", "respcache", "threads1")],
+                 ratio_pairs=[("respcache --threads 2", "respcache --threads 1")]),
+        Scenario("tracking", "GET hits, --invalidation tracking vs ttl",
+                 "The hit scenario (50 clients) with client tracking on (default) and off "
+                 "(--invalidation ttl); the ratio is tracking / ttl.",
+                 "rps", ["-t", "get", "-c", "50", *COMMON], warm=True, expect_hits=True,
+                 targets=[Target("respcache tracking", "respcache", "main"),
+                          Target("respcache ttl", "respcache", "ttlmode")],
+                 ratio_pairs=[("respcache tracking", "respcache ttl")]),
+    ]
+
+
+EXTRA = ["staleness", "memory"]
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def percentile(sorted_xs: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_xs:
+        return float("nan")
+    k = max(0, min(len(sorted_xs) - 1, int(-(-p * len(sorted_xs) // 100)) - 1))
+    return sorted_xs[k]
+
+
+class Bench:
+    def __init__(self, opts):
+        self.opts = opts
+        self.workdir = Path(tempfile.mkdtemp(prefix="respcache-bench-"))
+        self.procs = Procs(self.workdir, opts.bin)
+        self.instances: Dict[str, Proc] = {}
+        self.results: Dict = {}
+        self.warnings: List[str] = []
+        self.rounds = 1 if opts.quick else opts.rounds
+        self.duration = opts.duration if opts.duration else (1.0 if opts.quick else 3.0)
+        self.calibrated: Dict[str, int] = {}
+        self.bench_payload: Optional[bytes] = None  # the value redis-benchmark's SET writes
+
+    # ----- instances, started lazily and restarted (loudly) if one died
+    RESPCACHE_ARGS = {
+        "main": ["--capacity", "200000", "--ttl", CACHE_TTL],
+        "nocache": ["--capacity", "0"],
+        "cold": ["--capacity", "200000", "--ttl", "1ms"],
+        "threads1": ["--capacity", "200000", "--ttl", CACHE_TTL, "--threads", "1"],
+        "ttlmode": ["--capacity", "200000", "--ttl", CACHE_TTL, "--invalidation", "ttl"],
+    }
+
+    def instance(self, name: str) -> Proc:
+        p = self.instances.get(name)
+        if p is not None and p.alive():
+            return p
+        if p is not None:
+            msg = (f"{p.name} (pid {p.pid}) exited with status {p.popen.returncode} during the run: "
+                   f"{p.log_tail()}; restarting it")
+            self.warn(msg)
+            self.procs.stop(p)
+        if name == "redis":
+            p = self.procs.start_redis("redis")
+        elif name == "twemproxy":
+            p = self.procs.start_twemproxy("twemproxy", self.instance("redis").port)
+        else:
+            p = self.procs.start_respcache(f"respcache-{name}", self.instance("redis").port,
+                                           self.RESPCACHE_ARGS[name])
+        self.instances[name] = p
+        return p
+
+    def retire(self, name: str) -> None:
+        p = self.instances.pop(name, None)
+        if p is not None:
+            self.procs.stop(p)
+
+    def warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+        print(f"  WARNING: {msg}", flush=True)
+
+    def say(self, msg: str) -> None:
+        print(msg, flush=True)
+
+    # ----- data
+    def seed(self) -> None:
+        port = self.instance("redis").port
+        t0 = time.monotonic()
+        bad = pipelined(port, KEYS, lambda i: encode(b"SET", key_name(i), seed_value(i)),
+                        lambda i, r: r == "OK")
+        if bad:
+            raise RuntimeError(f"seeding: {bad} SETs were not answered OK")
+        n = int(info(port, "keyspace").get("db0", "keys=0").split(",")[0].split("=")[1])
+        if n < KEYS:
+            raise RuntimeError(f"seeding: Redis holds {n} keys, expected {KEYS}")
+        self.say(f"seeded {KEYS} keys of {VALUE_SIZE} bytes in {time.monotonic() - t0:.1f}s")
+
+    def warm(self, p: Proc) -> Dict:
+        """GETs every key once through respcache, checking each reply is a 100-byte value of that key
+        (as seeded, or the payload redis-benchmark's SET writes)."""
+        t0 = time.monotonic()
+        def ok(i: int, r) -> bool:
+            if r == seed_value(i) or (r is not None and r == self.bench_payload):
+                return True
+            if self.bench_payload is None and isinstance(r, bytes) and len(r) == VALUE_SIZE:
+                # redis-benchmark's SET writes one fixed 100-byte payload: learn it from Redis itself.
+                with Conn(self.instance("redis").port) as d:
+                    if d.call("GET", key_name(i)) == r:
+                        self.bench_payload = r
+                        return True
+            return False
+        bad = pipelined(p.port, KEYS, lambda i: encode(b"GET", key_name(i)), ok)
+        if bad:
+            self.warn(f"warming {p.name}: {bad} of {KEYS} GET replies were not the key's value")
+        cached = int(info(p.port, "proxy").get("cached_keys", "0"))
+        if cached < KEYS:
+            self.warn(f"after warming {p.name} caches {cached} keys, fewer than {KEYS}")
+        return {"seconds": round(time.monotonic() - t0, 2), "wrong_replies": bad, "cached_keys": cached}
+
+    def sanity(self) -> None:
+        """Spot check: respcache and twemproxy return what Redis holds, hit and miss."""
+        rp = self.instance("redis").port
+        for inst in ("main", "twemproxy"):
+            port = self.instance(inst).port
+            wrong = 0
+            with Conn(port) as c, Conn(rp) as d:
+                for i in range(0, KEYS, 997):
+                    for _ in range(2):  # the first GET may be a miss, the second a hit
+                        if c.call("GET", key_name(i)) != d.call("GET", key_name(i)):
+                            wrong += 1
+            if wrong:
+                self.warn(f"sanity: {inst} returned {wrong} values different from Redis")
+        self.say("sanity check passed: respcache and twemproxy return Redis's values" if not self.warnings
+                 else "sanity check found differences (see warnings)")
+
+    # ----- counters around each run
+    def redis_set_calls(self) -> int:
+        v = info(self.instance("redis").port, "commandstats").get("cmdstat_set", "calls=0")
+        return int(v.split(",")[0].split("=")[1])
+
+    def snapshot(self, target: Target, port: int) -> Dict[str, int]:
+        r = {}
+        cs = info(self.instance("redis").port, "commandstats")
+        for cmd in ("get", "set"):
+            v = cs.get(f"cmdstat_{cmd}", "calls=0")
+            r[f"redis_{cmd}_calls"] = int(v.split(",")[0].split("=")[1])
+        st = info(self.instance("redis").port, "stats")
+        r["redis_error_replies"] = int(st.get("total_error_replies", "0"))
+        r["redis_keyspace_misses"] = int(st.get("keyspace_misses", "0"))
+        if target.kind == "respcache":
+            px = info(port, "proxy")
+            for k in ("cache_hits", "cache_misses", "backend_errors", "protocol_errors", "forwarded_commands",
+                      "output_buffer_disconnects", "rejected_connections"):
+                r[k] = int(px.get(k, "0"))
+        return r
+
+    def check(self, sc: Scenario, target: Target, n_get: int, n_set: int, before: Dict, after: Dict) -> Dict:
+        d = {k: after[k] - before.get(k, 0) for k in after}
+        notes = []
+        if d["redis_error_replies"]:
+            notes.append(f"Redis sent {d['redis_error_replies']} error replies")
+        if d["redis_keyspace_misses"]:  # every scenario reads seeded keys only
+            notes.append(f"Redis saw {d['redis_keyspace_misses']} GETs of missing keys")
+        if target.kind == "respcache":
+            answered = d["cache_hits"] + d["cache_misses"]
+            if answered < n_get:
+                notes.append(f"respcache counted {answered} GETs, redis-benchmark sent {n_get}")
+            for k in ("backend_errors", "protocol_errors", "output_buffer_disconnects", "rejected_connections"):
+                if d[k]:
+                    notes.append(f"respcache {k} +{d[k]}")
+            d["hit_ratio"] = round(d["cache_hits"] / answered, 6) if answered else None
+            if sc.expect_hits is True and answered and d["hit_ratio"] < 0.99:
+                notes.append(f"hit ratio {d['hit_ratio']:.4f} in a hit scenario")
+            if sc.expect_hits is False and d["cache_hits"]:
+                notes.append(f"{d['cache_hits']} hits in a miss scenario")
+            if sc.mode != "mix" and n_set and d["redis_set_calls"] < n_set:
+                notes.append(f"Redis saw {d['redis_set_calls']} SETs, {n_set} were sent through respcache")
+        else:
+            if d["redis_get_calls"] < n_get:
+                notes.append(f"Redis saw {d['redis_get_calls']} GETs, {n_get} were sent")
+            if sc.mode != "mix" and d["redis_set_calls"] < n_set:
+                notes.append(f"Redis saw {d['redis_set_calls']} SETs, {n_set} were sent")
+        d["problems"] = notes
+        for n in notes:
+            self.warn(f"{sc.name} / {target.label}: {n}")
+        return d
+
+    # ----- sizing
+    def calibrate(self, sc: Scenario) -> int:
+        """Requests for a run of about --duration seconds, from a short run against Redis direct (the
+        same -n is then used for every target and round of the scenario)."""
+        key = " ".join(sc.args)
+        if key in self.calibrated:
+            return self.calibrated[key]
+        probe_n = 5000 if "-c" in sc.args and sc.args[sc.args.index("-c") + 1] == "1" else 20000
+        if "-P" in sc.args:
+            probe_n *= 4
+        r = rb_run(self.instance("redis").port, ["-n", str(probe_n), *sc.args], sc.test, timeout=120)
+        n = int(r["rps"] * self.duration)
+        n = max(2000, min(n, 5_000_000))
+        n = (n // 1000) * 1000 or 1000
+        self.calibrated[key] = n
+        return n
+
+    # ----- one scenario
+    def run_scenario(self, sc: Scenario) -> Dict:
+        self.say(f"\n== {sc.name}: {sc.title}")
+        for t in sc.targets:
+            self.instance(t.instance)
+        n = self.calibrate(sc)
+        res = {"title": sc.title, "meaning": sc.meaning, "mode": sc.mode, "requests_per_run": n,
+               "rounds": self.rounds, "targets": {}, "ratios": {}, "loadavg_before": os.getloadavg()}
+        if sc.mode == "mix":
+            # The SET process gets more requests than it can finish and is stopped when the GET process
+            # ends; the SETs done meanwhile are counted by Redis (every target forwards them).
+            n_get, n_set = n * 9 // 10, 2 * n
+            res["commands"] = {"get": rb_template(["-n", str(n_get), *sc.args]),
+                               "set": rb_template(["-n", str(n_set), *sc.set_args]) + "  # stopped when GET ends"}
+        else:
+            n_get, n_set = (n, 0) if sc.test == "GET" else (0, n)
+            res["commands"] = rb_template(["-n", str(n), *sc.args])
+        timeout = max(120.0, 30 * self.duration)
+        for t in sc.targets:
+            res["targets"][t.label] = {"kind": t.kind, "instance": t.instance, "runs": []}
+        for rnd in range(self.rounds):
+            for t in sc.targets:
+                p = self.instance(t.instance)
+                run: Dict = {"round": rnd + 1}
+                if sc.warm and t.kind == "respcache":
+                    run["warm"] = self.warm(p)
+                before = self.snapshot(t, p.port)
+                if sc.mode == "mix":
+                    get_cmd = ["-n", str(n_get), *sc.args]
+                    set_cmd = ["-n", str(n_set), *sc.set_args]
+                    t0 = time.monotonic()
+                    sp = rb_start(p.port, set_cmd)
+                    try:
+                        gr = rb_finish(rb_start(p.port, get_cmd), "GET", timeout)
+                        t_get = time.monotonic() - t0
+                        sets_done = self.redis_set_calls() - before["redis_set_calls"]
+                        set_ended_first = sp.poll() is not None
+                    finally:
+                        sp.kill()  # by pid: the SET process was only there to load the target meanwhile
+                        sp.communicate()
+                    if set_ended_first:
+                        self.warn(f"mix / {t.label}: the SET process ended before the GET process")
+                    total = n_get + sets_done
+                    run.update({"rps": round(total / t_get, 2), "seconds": round(t_get, 3), "get": gr,
+                                "sets_during_get": sets_done, "set_rps": round(sets_done / t_get, 2),
+                                "set_share": round(sets_done / total, 4),
+                                "argv": [rb_argv(p.port, get_cmd), rb_argv(p.port, set_cmd)]})
+                else:
+                    args = ["-n", str(n), *sc.args]
+                    run.update(rb_run(p.port, args, sc.test, timeout))
+                    run["argv"] = rb_argv(p.port, args)
+                if not p.alive():
+                    self.warn(f"{p.name} died during {sc.name}: status {p.popen.returncode}: {p.log_tail()}")
+                    run["problems"] = ["server died"]
+                else:
+                    run["counters"] = self.check(sc, t, n_get, n_set, before, self.snapshot(t, p.port))
+                res["targets"][t.label]["runs"].append(run)
+                extra = ""
+                if sc.mode == "latency":
+                    extra = f"  p50 {run['p50_ms']:.3f} ms  p99 {run['p99_ms']:.3f} ms"
+                hr = run.get("counters", {}).get("hit_ratio")
+                if hr is not None:
+                    extra += f"  hit ratio {hr:.4f}"
+                self.say(f"  round {rnd + 1}  {t.label:<24} {run['rps']:>12,.0f} rps{extra}")
+        for label, tr in res["targets"].items():
+            rps = [r["rps"] for r in tr["runs"]]
+            tr.update({"median_rps": median(rps), "min_rps": min(rps), "max_rps": max(rps)})
+            if sc.mode == "latency":
+                for f in ("p50_ms", "p99_ms"):
+                    xs = [r[f] for r in tr["runs"]]
+                    tr.update({f"median_{f}": median(xs), f"min_{f}": min(xs), f"max_{f}": max(xs)})
+            if sc.mode == "mix":
+                tr["median_set_share"] = median([r["set_share"] for r in tr["runs"]])
+            hrs = [r["counters"]["hit_ratio"] for r in tr["runs"]
+                   if r.get("counters", {}).get("hit_ratio") is not None]
+            if hrs:
+                tr["hit_ratio_min"] = min(hrs)
+                tr["hit_ratio_median"] = median(hrs)
+        for a, b in sc.ratio_pairs:
+            ta, tb = res["targets"][a], res["targets"][b]
+            key = f"{a} / {b}"
+            res["ratios"][key] = {"rps": round(ta["median_rps"] / tb["median_rps"], 3)}
+            if sc.mode == "latency":
+                res["ratios"][key]["p50"] = round(ta["median_p50_ms"] / tb["median_p50_ms"], 3)
+                res["ratios"][key]["p99"] = round(ta["median_p99_ms"] / tb["median_p99_ms"], 3)
+            self.say(f"  median {key}: " + ", ".join(f"{k} {v:.2f}x" for k, v in res["ratios"][key].items()))
+        res["loadavg_after"] = os.getloadavg()
+        return res
+
+    # ----- staleness window (issue 4.7)
+    def staleness(self) -> Dict:
+        self.say("\n== staleness: direct write to Redis -> first fresh read through respcache (tracking)")
+        trials = 200 if self.opts.quick else 1000
+        proxy, rp = self.instance("main"), self.instance("redis").port
+        key = b"bench:stale"
+        windows, stale_reads, poll_rtts, problems, stale_spans = [], [], [], [], []
+        before = info(proxy.port, "proxy")
+        with Conn(proxy.port) as pc, Conn(rp) as dc:
+            prev = b"v0"
+            dc.call("SET", key, prev)
+            wait_until(lambda: pc.call("GET", key) == prev, 5, "the first value through the proxy")
+            for i in range(1, trials + 1):
+                if pc.call("GET", key) != prev:  # cached now: this read is a hit
+                    problems.append(f"trial {i}: the proxy did not serve the previous value before the write")
+                new = b"v%d" % i
+                dc.send(encode("SET", key, new))
+                r = dc.read_reply()
+                t_ack = time.perf_counter_ns()
+                if r != "OK":
+                    raise RuntimeError(f"SET answered {r!r}")
+                stale = 0
+                last_stale_us = 0.0
+                while True:
+                    t_send = time.perf_counter_ns()
+                    v = pc.call("GET", key)
+                    t_recv = time.perf_counter_ns()
+                    poll_rtts.append(t_recv - t_send)
+                    if v == new:
+                        break
+                    if v != prev:
+                        problems.append(f"trial {i}: read {v!r}, neither {prev!r} nor {new!r}")
+                    stale += 1
+                    last_stale_us = (t_recv - t_ack) / 1000.0
+                    if t_recv - t_ack > 2e9:
+                        problems.append(f"trial {i}: still stale 2 s after the write")
+                        break
+                windows.append((t_recv - t_ack) / 1000.0)
+                stale_reads.append(stale)
+                if stale:
+                    stale_spans.append(last_stale_us)
+                prev = new
+        after = info(proxy.port, "proxy")
+        w = sorted(windows)
+        rtt = sorted(x / 1000.0 for x in poll_rtts)
+        res = {
+            "trials": trials,
+            "window_us": {"median": median(w), "p99": percentile(w, 99), "max": w[-1], "min": w[0]},
+            "poll_rtt_us": {"median": median(rtt), "p99": percentile(rtt, 99)},
+            "trials_with_stale_reads": sum(1 for s in stale_reads if s),
+            "stale_reads_total": sum(stale_reads),
+            "max_stale_reads_in_a_trial": max(stale_reads),
+            # For trials that read the old value after the +OK: from the +OK to the arrival of the last
+            # stale reply (how long the old value was observably served after the write completed).
+            "stale_after_ack_us": {"count": len(stale_spans), "median": median(stale_spans),
+                                   "max": max(stale_spans) if stale_spans else 0.0},
+            "proxy_hits": int(after["cache_hits"]) - int(before["cache_hits"]),
+            "proxy_misses": int(after["cache_misses"]) - int(before["cache_misses"]),
+            "invalidation_messages": int(after.get("invalidation_messages", 0)) - int(before.get("invalidation_messages", 0)),
+            "problems": problems[:20],
+            "meaning": ("Per trial: SET a new value directly on Redis (not through the proxy) while the proxy "
+                        "caches the old one; from the moment the SET's +OK arrives, GET through the proxy "
+                        "back to back until the new value comes back. Window = time from the +OK to the "
+                        "arrival of the first fresh reply, so it includes one proxy round trip (the poll "
+                        "granularity, poll_rtt_us). A window near one round trip means the first read "
+                        "after the write was already fresh; stale reads count the reads after the +OK "
+                        "that still returned the old value (each is a read sent after the write had "
+                        "completed: DESIGN.md rule 5 and issue 4.6 say there should be none)."),
+        }
+        for p in problems[:5]:
+            self.warn(f"staleness: {p}")
+        ww = res["window_us"]
+        self.say(f"  window median {ww['median']:.0f} us, p99 {ww['p99']:.0f} us, max {ww['max']:.0f} us; "
+                 f"poll round trip median {res['poll_rtt_us']['median']:.0f} us; "
+                 f"{res['trials_with_stale_reads']} of {trials} trials saw a stale read after the +OK"
+                 + (f" (the old value served up to {res['stale_after_ack_us']['max']:.0f} us after it)"
+                    if stale_spans else ""))
+        return res
+
+    # ----- memory per cached entry
+    def memory(self) -> Dict:
+        n = 200_000 if self.opts.quick else 1_000_000
+        self.say(f"\n== memory: {n:,} entries of {KEY_LEN}-byte keys and {VALUE_SIZE}-byte values")
+        payload = KEY_LEN + VALUE_SIZE
+        value = b"m" * VALUE_SIZE
+        mr = self.procs.start_redis("redis-mem")
+        try:
+            with Conn(mr.port) as c:
+                c.call("FLUSHALL")
+            used0 = int(info(mr.port, "memory")["used_memory"])
+            rss0 = mr.rss_kb()
+            t0 = time.monotonic()
+            bad = pipelined(mr.port, n, lambda i: encode(b"SET", key_name(i), value), lambda i, r: r == "OK",
+                            batch=2000)
+            if bad:
+                raise RuntimeError(f"memory seeding: {bad} SETs failed")
+            self.say(f"  seeded Redis in {time.monotonic() - t0:.1f}s")
+            used1 = int(info(mr.port, "memory")["used_memory"])
+            rss1 = mr.rss_kb()
+            rc = self.procs.start_respcache("respcache-mem", mr.port,
+                                            ["--capacity", str(n + n // 10), "--ttl", CACHE_TTL])
+            try:
+                with Conn(rc.port) as c:
+                    c.call("PING")
+                time.sleep(0.2)
+                prss0 = rc.rss_kb()
+                t0 = time.monotonic()
+                bad = pipelined(rc.port, n, lambda i: encode(b"GET", key_name(i)), lambda i, r: r == value,
+                                batch=2000)
+                if bad:
+                    self.warn(f"memory: {bad} GETs through respcache did not return the value")
+                self.say(f"  read all through respcache in {time.monotonic() - t0:.1f}s")
+                time.sleep(0.2)
+                prss1 = rc.rss_kb()
+                px = info(rc.port, "proxy")
+            finally:
+                self.procs.stop(rc)
+        finally:
+            self.procs.stop(mr)
+        cached = int(px["cached_keys"])
+        if cached != n:
+            self.warn(f"memory: respcache holds {cached} entries, expected {n}")
+        res = {
+            "entries": n, "key_bytes": KEY_LEN, "value_bytes": VALUE_SIZE, "payload_bytes_per_entry": payload,
+            "respcache": {
+                "rss_kb_before": prss0, "rss_kb_after": prss1, "cached_keys": cached,
+                "rss_bytes_per_entry": round((prss1 - prss0) * 1024 / cached, 1) if cached else None,
+                "overhead_bytes_per_entry": round((prss1 - prss0) * 1024 / cached - payload, 1) if cached else None,
+                "accounted_bytes_per_entry": round(int(px["cached_bytes"]) / cached, 1) if cached else None,
+            },
+            "redis": {
+                "used_memory_before": used0, "used_memory_after": used1,
+                "used_memory_bytes_per_key": round((used1 - used0) / n, 1),
+                "overhead_bytes_per_key": round((used1 - used0) / n - payload, 1),
+                "rss_kb_before": rss0, "rss_kb_after": rss1,
+                "rss_overhead_bytes_per_key": round((rss1 - rss0) * 1024 / n - payload, 1),
+            },
+            "meaning": ("respcache: (VmRSS after caching N entries - VmRSS of the fresh, connected process) / N, "
+                        "minus the 116-byte payload (16-byte key + 100-byte value). respcache stores the "
+                        "encoded reply ($100\\r\\n...\\r\\n, 108 bytes), so 8 of the overhead bytes are "
+                        "framing. accounted_bytes_per_entry is respcache's own --max-memory charge. "
+                        "Redis: (used_memory after SETting the same N keys in a fresh instance - before) / N "
+                        "minus 116, as Redis reports it (allocator bytes, dict tables included); its RSS "
+                        "figure is given too."),
+        }
+        r, d = res["respcache"], res["redis"]
+        self.say(f"  respcache overhead {r['overhead_bytes_per_entry']} B/entry (RSS), "
+                 f"own accounting {r['accounted_bytes_per_entry']} B/entry; Redis overhead "
+                 f"{d['overhead_bytes_per_key']} B/key (used_memory), {d['rss_overhead_bytes_per_key']} B/key (RSS)")
+        return res
+
+    # ----- the whole run
+    def run(self, only: Optional[List[str]]) -> int:
+        started = time.monotonic()
+        self.results = {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "mode": "quick" if self.opts.quick else "full",
+            "only": only,
+            "machine": machine(),
+            "versions": versions(self.opts.bin),
+            "settings": {"rounds": self.rounds, "target_seconds_per_run": self.duration, "keys": KEYS,
+                         "value_bytes": VALUE_SIZE, "respcache_bin": self.opts.bin,
+                         "respcache_args": {k: v for k, v in self.RESPCACHE_ARGS.items()},
+                         "order": "targets alternated in the listed order within each round"},
+            "loadavg_start": os.getloadavg(),
+            "scenarios": {}, "errors": [],
+        }
+        print(f"respcache benchmark ({self.results['mode']}, {self.rounds} round(s), ~{self.duration:g}s per run), "
+              f"{self.results['machine']['nproc']} cores, load average {os.getloadavg()[0]:.2f}; "
+              f"processes and logs in {self.workdir}", flush=True)
+        wanted = [s for s in scenarios() if not only or s.name in only]
+        extras = [e for e in EXTRA if not only or e in only]
+        if wanted or "staleness" in extras:
+            self.instance("redis")
+            self.seed()
+            self.instance("main")
+            self.instance("twemproxy")
+            self.sanity()
+        for sc in wanted:
+            try:
+                self.results["scenarios"][sc.name] = self.run_scenario(sc)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:
+                self.results["errors"].append(f"{sc.name}: {e}")
+                self.warn(f"scenario {sc.name} failed: {e}")
+            for inst in ("nocache", "cold", "threads1", "ttlmode"):
+                if not any(t.instance == inst for s in wanted[wanted.index(sc) + 1:] for t in s.targets):
+                    self.retire(inst)
+        for name, fn in (("staleness", self.staleness), ("memory", self.memory)):
+            if name not in extras:
+                continue
+            try:
+                self.results[name] = fn()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:
+                self.results["errors"].append(f"{name}: {e}")
+                self.warn(f"{name} failed: {e}")
+        self.procs.stop_all()
+        self.results["anomalies"] = self.procs.anomalies
+        self.results["warnings"] = self.warnings
+        self.results["loadavg_end"] = os.getloadavg()
+        self.results["total_seconds"] = round(time.monotonic() - started, 1)
+        for a in self.procs.anomalies:
+            print(f"ANOMALY: {a}", file=sys.stderr)
+        return 1 if self.results["errors"] else 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Environment facts.
+
+def machine() -> Dict:
+    model = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = None
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {"nproc": len(os.sched_getaffinity(0)), "cpu_model": model, "kernel": platform.release(),
+            "mem_total_kb": mem_kb, "python": platform.python_version()}
+
+
+def versions(binary: str) -> Dict[str, str]:
+    def first_line(argv: List[str]) -> str:
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            return (p.stdout.strip() or p.stderr.strip()).splitlines()[0]
+        except (OSError, subprocess.SubprocessError, IndexError) as e:
+            return f"unavailable ({e})"
+    return {"respcache": first_line([binary, "--version"]),
+            "redis-server": first_line(["redis-server", "--version"]),
+            "redis-benchmark": first_line(["redis-benchmark", "--version"]),
+            "nutcracker": first_line(["nutcracker", "--version"])}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Report.
+
+def k(x: float) -> str:
+    if x != x:
+        return "n/a"
+    if x >= 1e6:
+        return f"{x / 1e6:.2f}M"
+    if x >= 1e3:
+        return f"{x / 1e3:.1f}k"
+    return f"{x:.0f}"
+
+
+def markdown(res: Dict) -> str:
+    m, v = res["machine"], res["versions"]
+    L = []
+    L.append(f"### Benchmark: respcache vs Redis direct vs twemproxy ({res['date']})")
+    L.append("")
+    mode = res["mode"] + (f", only {','.join(res['only'])}" if res.get("only") else "")
+    L.append(f"`make bench` (`bench/run.py`, {mode} run: {res['settings']['rounds']} round(s), about "
+             f"{res['settings']['target_seconds_per_run']:g} s per run, targets alternated within each round), "
+             f"{m['nproc']} cores ({m['cpu_model']}), load average {res['loadavg_start'][0]:.2f} at start and "
+             f"{res['loadavg_end'][0]:.2f} at the end. {v['respcache']}, {v['redis-server'].split(' sha=')[0]}, "
+             f"{v['nutcracker'].replace('This is ', '')}. The load generator and all servers share these cores.")
+    L.append("")
+    sc = res["scenarios"]
+    three_rows = [n for n in ("get_hits", "get_hits_p16", "get_miss_nocache", "get_miss_cold", "set", "mix",
+                              "clients_1000") if n in sc]
+    if three_rows or "latency" in sc:
+        L.append("Requests per second, median over rounds [min–max]; ratios of medians (> 1: respcache faster).")
+        L.append("")
+        L.append(f"| scenario | {RESPCACHE} | {REDIS} | {TWEM} | respcache / Redis | respcache / twemproxy "
+                 f"| respcache hit ratio |")
+        L.append("|---|---|---|---|---|---|---|")
+        for n in three_rows:
+            s = sc[n]
+            cells = []
+            for t in (RESPCACHE, REDIS, TWEM):
+                tr = s["targets"][t]
+                cells.append(f"{k(tr['median_rps'])} [{k(tr['min_rps'])}–{k(tr['max_rps'])}]")
+            ra = s["ratios"]
+            hr = s["targets"][RESPCACHE].get("hit_ratio_median")
+            L.append(f"| {s['title']} | {' | '.join(cells)} | {ra[f'{RESPCACHE} / {REDIS}']['rps']:.2f}x | "
+                     f"{ra[f'{RESPCACHE} / {TWEM}']['rps']:.2f}x | "
+                     f"{'n/a' if hr is None else f'{hr * 100:.1f}%'} |")
+        if "latency" in sc:
+            s = sc["latency"]
+            cells = []
+            for t in (RESPCACHE, REDIS, TWEM):
+                tr = s["targets"][t]
+                cells.append(f"{tr['median_p50_ms']:.3f} / {tr['median_p99_ms']:.3f} ms")
+            ra = s["ratios"]
+            hr = s["targets"][RESPCACHE].get("hit_ratio_median")
+            L.append(f"| single client GET hit latency p50 / p99 (lower is better) | {' | '.join(cells)} | "
+                     f"p99 {ra[f'{RESPCACHE} / {REDIS}']['p99']:.2f}x | p99 {ra[f'{RESPCACHE} / {TWEM}']['p99']:.2f}x | "
+                     f"{'n/a' if hr is None else f'{hr * 100:.1f}%'} |")
+        if "mix" in sc:
+            s = sc["mix"]
+            share = ", ".join(f"{t} {s['targets'][t]['median_set_share'] * 100:.1f}%" for t in (RESPCACHE, REDIS, TWEM))
+            L.append("")
+            L.append(f"Mix: two redis-benchmark processes at once on the same target (45 GET clients, 5 SET "
+                     f"clients); all requests done while the GET process ran, over its wall time. Share of "
+                     f"SETs: {share}.")
+        L.append("")
+    for n, label in (("scaling", "Scaling"), ("tracking", "Invalidation")):
+        if n in sc:
+            s = sc[n]
+            parts = [f"{t} {k(tr['median_rps'])} rps [{k(tr['min_rps'])}–{k(tr['max_rps'])}]"
+                     for t, tr in s["targets"].items()]
+            (key, ratio), = s["ratios"].items()
+            L.append(f"- **{label}** ({s['title']}): {'; '.join(parts)}; ratio {ratio['rps']:.2f}x.")
+    if "memory" in res:
+        mm = res["memory"]
+        r, d = mm["respcache"], mm["redis"]
+        L.append(f"- **Memory per cached entry** ({mm['entries']:,} entries, {mm['key_bytes']}-byte keys, "
+                 f"{mm['value_bytes']}-byte values, payload {mm['payload_bytes_per_entry']} B): respcache "
+                 f"{r['rss_bytes_per_entry']} B of RSS per entry = **{r['overhead_bytes_per_entry']} B overhead** "
+                 f"(its own --max-memory accounting: {r['accounted_bytes_per_entry']} B/entry); Redis "
+                 f"used_memory {d['used_memory_bytes_per_key']} B per key = **{d['overhead_bytes_per_key']} B "
+                 f"overhead** ({d['rss_overhead_bytes_per_key']} B by RSS).")
+    if "staleness" in res:
+        st = res["staleness"]
+        w, p = st["window_us"], st["poll_rtt_us"]
+        L.append(f"- **Staleness window** (tracking on, {st['trials']} trials, write direct to Redis, poll "
+                 f"through respcache): median {w['median']:.0f} µs, p99 {w['p99']:.0f} µs, max {w['max']:.0f} µs "
+                 f"from the write's +OK to the first fresh reply; this includes one poll round trip (median "
+                 f"{p['median']:.0f} µs, the measurement's granularity). {st['trials_with_stale_reads']} of "
+                 f"{st['trials']} trials read the old value at least once after the +OK"
+                 + (f" (served up to {st['stale_after_ack_us']['max']:.0f} µs after it)."
+                    if st['trials_with_stale_reads'] else "."))
+    L.append("")
+    L.append("What the rows measure (redis-benchmark, 100-byte values, random keys among 100k, `-r 100000`):")
+    L.append("")
+    for n, s in sc.items():
+        L.append(f"- *{s['title']}*: {s['meaning']}")
+    L.append("")
+    L.append("Commands (`<port>` is the target's port; every run's exact command line is in bench/results/latest.json):")
+    L.append("")
+    L.append("```")
+    for n, s in sc.items():
+        c = s["commands"]
+        if isinstance(c, dict):
+            L.append(f"# {n}: both at once\n{c['get']}\n{c['set']}")
+        else:
+            L.append(f"# {n}\n{c}")
+    L.append("```")
+    if res.get("warnings") or res.get("anomalies") or res.get("errors"):
+        L.append("")
+        L.append("Warnings from this run:")
+        L.append("")
+        for w in res.get("errors", []) + res.get("anomalies", []) + res.get("warnings", []):
+            L.append(f"- {w}")
+    return "\n".join(L) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------
+
+def main() -> int:
+    names = [s.name for s in scenarios()] + EXTRA
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="scenarios: " + ", ".join(names))
+    ap.add_argument("--bin", default=str(REPO / "build" / "respcache"), help="the respcache binary")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: 1 round, ~1 s runs, 200 staleness trials, 200k entries for memory")
+    ap.add_argument("--only", help="comma-separated scenarios to run (default: all)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of A B C (default 3; --quick: 1)")
+    ap.add_argument("--duration", type=float, default=0,
+                    help="target seconds per redis-benchmark run (default 3; --quick: 1)")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results"),
+                    help="directory for latest.json and latest.md (default bench/results)")
+    ap.add_argument("--keep-logs", action="store_true", help="keep the server logs (temporary directory)")
+    opts = ap.parse_args()
+    only = None
+    if opts.only:
+        only = [s.strip() for s in opts.only.split(",") if s.strip()]
+        unknown = [s for s in only if s not in names]
+        if unknown:
+            ap.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    opts.bin = str(Path(opts.bin).resolve())
+    if not os.access(opts.bin, os.X_OK):
+        ap.error(f"--bin {opts.bin} is not an executable (run `make build` first)")
+    for tool in ("redis-server", "redis-benchmark", "nutcracker"):
+        if shutil.which(tool) is None:
+            ap.error(f"{tool} not found on PATH (make deps installs it)")
+
+    # SIGTERM behaves like Ctrl-C: unwind, stop every child, exit.
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
+
+    bench = Bench(opts)
+    status = 1
+    try:
+        status = bench.run(only)
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping every process started; no result file written", file=sys.stderr)
+        return 130
+    except Exception as e:
+        print(f"benchmark failed: {e}", file=sys.stderr)
+        bench.results.setdefault("errors", []).append(str(e))
+        return 1
+    finally:
+        bench.procs.stop_all()
+        if opts.keep_logs:
+            print(f"logs kept in {bench.workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(bench.workdir, ignore_errors=True)
+
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(bench.results, indent=2) + "\n")
+    md = markdown(bench.results)
+    (out / "latest.md").write_text(md)
+    print("\n" + md)
+    print(f"total {bench.results['total_seconds']} s; wrote {out / 'latest.json'} and {out / 'latest.md'}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
