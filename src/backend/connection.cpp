@@ -1,6 +1,10 @@
 #include "respcache/backend/connection.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <tuple>
 #include <vector>
 
@@ -287,27 +291,61 @@ asio::awaitable<std::string> connection::connect_once() {
     co_return std::string();
 }
 
-asio::awaitable<std::string> connection::read_loop() {
+std::string connection::read_available(int fd) {
     for (;;) {
         std::size_t avail = 0;
-        boost::system::error_code ec;
-        std::size_t n = 0;
-        if (options_.reads_via_wait) {
-            std::tie(ec) = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, use_tuple);
-            if (!drop_reason_.empty()) co_return drop_reason_;
-            if (ec) co_return ec.message();
-            if (options_.draining != nullptr) options_.draining->store(true, std::memory_order_seq_cst);
-            char* space = in_.prepare(kReadSize, avail);
-            socket_.non_blocking(true, ec);
-            n = socket_.read_some(asio::buffer(space, avail), ec);
-            if (ec == asio::error::would_block) {
-                if (options_.draining != nullptr) options_.draining->store(false, std::memory_order_seq_cst);
-                continue;
-            }
-        } else {
-            char* space = in_.prepare(kReadSize, avail);
-            std::tie(ec, n) = co_await socket_.async_read_some(asio::buffer(space, avail), use_tuple);
+        char* space = in_.prepare(kReadSize, avail);
+        const ssize_t n = ::recv(fd, space, avail, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return std::string();
+            if (errno == EINTR) continue;
+            return std::strerror(errno);
         }
+        if (n == 0) return "connection closed by the backend";
+        in_.commit(static_cast<std::size_t>(n));
+        for (;;) {
+            const resp::frame_result fr = framer_.next(in_.readable());
+            if (fr.status == resp::frame_status::need_more) break;
+            if (fr.status == resp::frame_status::error) return "protocol error: " + framer_.error_text();
+            deliver(in_.readable().substr(0, fr.length));
+            in_.consume(fr.length);
+        }
+        if (static_cast<std::size_t>(n) < avail) return std::string();
+    }
+}
+
+bool connection::drain_now(int fd) {
+    if (options_.draining != nullptr) options_.draining->store(true, std::memory_order_seq_cst);
+    const bool ok = read_available(fd).empty();
+    if (options_.draining != nullptr) options_.draining->store(false, std::memory_order_seq_cst);
+    return ok;
+}
+
+asio::awaitable<std::string> connection::read_loop() {
+    for (;;) {
+        if (options_.reads_via_wait) {
+            auto [ec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, use_tuple);
+            if (!drop_reason_.empty()) co_return drop_reason_;
+            if (closed_) co_return std::string("connection closed");
+            if (ec) co_return ec.message();
+            std::string error;
+            {
+                std::unique_lock<std::mutex> lock;
+                if (options_.read_mutex != nullptr) lock = std::unique_lock(*options_.read_mutex);
+                if (options_.draining != nullptr) options_.draining->store(true, std::memory_order_seq_cst);
+                error = read_available(static_cast<int>(socket_.native_handle()));
+                if (options_.draining != nullptr) options_.draining->store(false, std::memory_order_seq_cst);
+                in_.shrink();
+            }
+            last_progress_ = steady::now();
+            if (!error.empty()) co_return error;
+            if (closed_) co_return std::string("connection closed");
+            if (!drop_reason_.empty()) co_return drop_reason_;
+            continue;
+        }
+        std::size_t avail = 0;
+        char* space = in_.prepare(kReadSize, avail);
+        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space, avail), use_tuple);
         if (!drop_reason_.empty()) co_return drop_reason_;
         if (ec) co_return ec == asio::error::eof ? std::string("connection closed by the backend") : ec.message();
         in_.commit(n);
@@ -321,7 +359,6 @@ asio::awaitable<std::string> connection::read_loop() {
             if (closed_) co_return std::string("connection closed");
             if (!drop_reason_.empty()) co_return drop_reason_;
         }
-        if (options_.draining != nullptr) options_.draining->store(false, std::memory_order_seq_cst);
         in_.shrink();
     }
 }

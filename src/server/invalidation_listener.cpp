@@ -15,12 +15,22 @@ invalidation_listener::invalidation_listener(backend::asio::any_io_executor ex, 
                                              std::chrono::milliseconds ping_timeout)
     : services_(shared), ping_timer_(ex), ping_interval_(ping_interval), ping_timeout_(ping_timeout) {
     options.client_name = "respcache-invalidation";
+    auto& t = services_.tracking();
     options.reads_via_wait = true;
-    options.draining = &services_.tracking().draining;
+    options.read_mutex = &t.read_mutex;
+    options.draining = &t.draining;
     conn_ = std::make_shared<backend::connection>(ex, std::move(options));
+    t.drain = [conn = conn_.get()](int fd) { return conn->drain_now(fd); };
     conn_->on_ready([this] { subscribe(); });
-    // Before the socket goes away (so before its descriptor number can be reused), stop every hit.
-    conn_->on_closing([this] { lost("connection closing"); });
+    // Before the socket goes away (so before its descriptor number can be reused), unpublish it and stop
+    // every hit; the mutex waits for any io thread still reading it.
+    conn_->on_closing([this] {
+        {
+            std::lock_guard guard(services_.tracking().read_mutex);
+            services_.tracking().fd.store(-1, std::memory_order_seq_cst);  // no more hits from here on
+        }
+        lost("connection closing");
+    });
     conn_->on_down([this](std::string_view why) { lost(why); });
 }
 
@@ -44,7 +54,7 @@ void invalidation_listener::subscribe() {
     std::string bytes;
     resp::write_command(bytes, {"SUBSCRIBE", kChannel});
     conn_->send(bytes, 1, nullptr);
-    last_pong_ = std::chrono::steady_clock::now();
+    last_pong_ = std::chrono::steady_clock::now().time_since_epoch().count();
 }
 
 void invalidation_listener::on_stream_reply(std::string_view bytes) {
@@ -64,9 +74,10 @@ void invalidation_listener::on_stream_reply(std::string_view bytes) {
         for (auto k : *keys)
             if (auto name = resp::string_value(k)) services_.cache().invalidate(*name);
     } else if (*kind == "pong") {
-        last_pong_ = std::chrono::steady_clock::now();
+        last_pong_ = std::chrono::steady_clock::now().time_since_epoch().count();
     } else if (*kind == "subscribe") {
-        last_pong_ = std::chrono::steady_clock::now();
+        // Only the listener's own thread reads the channel until it is live.
+        last_pong_ = std::chrono::steady_clock::now().time_since_epoch().count();
         t.redirect_id.store(conn_->backend_id(), std::memory_order_release);
         t.fd.store(conn_->native_handle(), std::memory_order_seq_cst);
         t.epoch.fetch_add(1, std::memory_order_acq_rel);
@@ -97,7 +108,8 @@ void invalidation_listener::arm_ping() {
     ping_timer_.async_wait([this](boost::system::error_code ec) {
         if (ec || closed_) return;
         if (services_.tracking().live.load(std::memory_order_acquire)) {
-            const auto silent = std::chrono::steady_clock::now() - last_pong_;
+            const auto silent = std::chrono::steady_clock::now() -
+                                std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(last_pong_.load()));
             if (silent > ping_timeout_ + ping_interval_) {
                 lost("no PONG within " + std::to_string(ping_timeout_.count()) + "ms");
                 conn_->reset("invalidation channel silent");

@@ -59,16 +59,19 @@ void client_info::note_command(std::string_view name) {
     last_command.assign(lower, n);
 }
 
-bool tracking_state::quiescent() const noexcept {
+bool tracking_state::catch_up() {
     if (!live.load(std::memory_order_seq_cst)) return false;
-    const int socket = fd.load(std::memory_order_seq_cst);
+    int socket = fd.load(std::memory_order_seq_cst);
     if (socket < 0) return false;
     pollfd p{socket, POLLIN, 0};
     const int ready = ::poll(&p, 1, 0);
-    if (ready != 0) return false;  // bytes waiting (or an error: assume the worst)
-    // Checked after the socket: bytes the listener took before our poll are either applied or still
-    // being applied, and then this says so.
-    return !draining.load(std::memory_order_seq_cst) && live.load(std::memory_order_seq_cst);
+    // Checked after the socket: bytes taken before our poll are either applied or being applied.
+    if (ready == 0 && !draining.load(std::memory_order_seq_cst)) return live.load(std::memory_order_seq_cst);
+    std::lock_guard guard(read_mutex);
+    socket = fd.load(std::memory_order_seq_cst);
+    if (socket < 0 || !live.load(std::memory_order_seq_cst) || !drain) return false;
+    if (!drain(socket)) return false;
+    return live.load(std::memory_order_seq_cst);
 }
 
 void client_registry::add(std::shared_ptr<client_info> c) {

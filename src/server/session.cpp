@@ -293,7 +293,7 @@ bool session::read_available() {
     in_.commit(n);
     now_ = steady_ms();
     batch_start_ = steady_clock::now();
-    quiescence_checked_ = false;
+    caught_up_checked_ = false;
     return true;
 }
 
@@ -337,7 +337,7 @@ asio::awaitable<bool> session::read_more() {
     in_.commit(n);
     now_ = steady_ms();
     batch_start_ = steady_clock::now();
-    quiescence_checked_ = false;
+    caught_up_checked_ = false;
     co_return true;
 }
 
@@ -776,11 +776,11 @@ void session::get(command::args_view args) {
     const bool cacheable = cache.enabled() && !cache_bypassed(k);
     bool may_hit = cacheable;
     if (cacheable && shared().tracking_wanted()) {
-        if (!quiescence_checked_) {
-            quiescent_ = shared().tracking().quiescent();
-            quiescence_checked_ = true;
+        if (!caught_up_checked_) {
+            caught_up_ = shared().tracking().catch_up();
+            caught_up_checked_ = true;
         }
-        may_hit = quiescent_;
+        may_hit = caught_up_;
     }
     if (may_hit) {
         std::string* target;

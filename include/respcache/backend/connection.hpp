@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <string_view>
@@ -55,10 +56,12 @@ struct connection_options {
     resp::limits limits;
     std::string client_name = "respcache";
     bool reconnect = true;  // false: a connection that fails stays down (dedicated connections)
-    // Read by waiting for readability and then reading in this thread, with `draining` (if set) true
-    // from the moment bytes leave the kernel until every complete reply in them has been delivered, so
-    // that other threads can tell "nothing unread and nothing half-processed" (the invalidation channel).
+    // Read by waiting for readability and then reading with recv(), holding `read_mutex` (if set) from
+    // the read until every complete reply in it has been delivered, with `draining` (if set) true
+    // meanwhile. Other threads may then read and deliver too, with drain_now(), under the same mutex:
+    // the invalidation channel, which every io thread catches up with before serving hits.
     bool reads_via_wait = false;
+    std::mutex* read_mutex = nullptr;
     std::atomic<bool>* draining = nullptr;
 };
 
@@ -123,8 +126,14 @@ public:
     void on_down(std::function<void(std::string_view)> f) { on_down_ = std::move(f); }
     // Called (on the executor) just before a connected socket is closed, whatever the reason.
     void on_closing(std::function<void()> f) { on_closing_ = std::move(f); }
-    // The socket's descriptor while connected, -1 otherwise. For poll() by other threads only.
+    // The socket's descriptor while connected, -1 otherwise.
     int native_handle() noexcept { return connected_ ? static_cast<int>(socket_.native_handle()) : -1; }
+
+    // Reads (with recv on `fd`, this connection's descriptor) and delivers whatever the socket holds now,
+    // from any thread. The caller holds options.read_mutex and knows `fd` is still this connection's
+    // (the owner clears what it published under that mutex before closing). Only for stream mode, where
+    // delivering touches nothing but the sink. False if the socket failed (its owner will see it too).
+    bool drain_now(int fd);
 
     // The tracking epoch for which this connection enabled client tracking; 0 when it has not (it is
     // reset on every reconnect). Maintained by the callers that send CLIENT TRACKING.
@@ -143,6 +152,8 @@ private:
     asio::awaitable<void> run();
     asio::awaitable<std::string> connect_once();
     asio::awaitable<std::string> read_loop();
+    // recv()s until the socket is empty, delivering every complete reply; "" or why the socket failed.
+    std::string read_available(int fd);
     void queue_handshake();
     void deliver(std::string_view bytes);
     void schedule_flush();

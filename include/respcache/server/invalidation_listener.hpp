@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 
@@ -40,7 +41,7 @@ private:
     boost::asio::steady_timer ping_timer_;
     std::chrono::milliseconds ping_interval_;
     std::chrono::milliseconds ping_timeout_;
-    std::chrono::steady_clock::time_point last_pong_{};
+    std::atomic<std::chrono::steady_clock::rep> last_pong_{0};  // written by whoever reads the channel
     bool closed_ = false;
 };
 

@@ -84,15 +84,19 @@ struct tracking_state {
     std::atomic<bool> unsupported{false};   // the backend has no client tracking: TTL only
     std::atomic<std::uint64_t> invalidations{0};  // invalidation messages received
     std::atomic<std::uint64_t> losses{0};         // times the channel was lost (and the cache flushed)
-    std::atomic<int> fd{-1};                 // the channel's socket while live, for poll() by io threads
-    std::atomic<bool> draining{false};       // the listener holds bytes it has read but not yet applied
+    // Catching up with the channel from any thread. The listener publishes its socket and how to read
+    // it; `read_mutex` serializes every read of it (the listener's and the io threads').
+    std::mutex read_mutex;
+    std::atomic<int> fd{-1};                  // the channel's socket while live (changed under read_mutex)
+    std::atomic<bool> draining{false};        // someone holds bytes read from it but not yet applied
+    std::function<bool(int)> drain;           // reads and applies what the socket holds (set once)
 
-    // Whether every invalidation Redis has sent so far has been applied: the channel is live, nothing is
-    // waiting in its socket and nothing is half-processed. One poll() system call. A cache hit is only
-    // served when this held after the client's request was read: Redis sends a write's invalidation
-    // together with the write's reply, so a request sent after a write was acknowledged finds that
-    // write's invalidation here, not yet applied, and goes to Redis instead.
-    bool quiescent() const noexcept;
+    // Applies every invalidation Redis has sent so far that has reached this host, reading the channel's
+    // socket if the listener has not yet (one poll() when nothing is pending). True when the channel is
+    // live and caught up: then a cache hit may be served. Redis sends a write's invalidation together
+    // with the write's reply, so a request sent after a write was acknowledged finds that write's
+    // invalidation here and it is applied before the request is served.
+    bool catch_up();
 };
 
 // The settings that SIGHUP may change while running; everything else is fixed at start-up.

@@ -172,8 +172,8 @@ private:
     std::string auth_scratch_;     // an AUTH's request
     cache::millis now_ = 0;      // read once per batch
     std::chrono::steady_clock::time_point batch_start_;  // when the current batch was read
-    bool quiescence_checked_ = false;  // tracking_state::quiescent() was asked since the last read
-    bool quiescent_ = false;           // and its answer
+    bool caught_up_checked_ = false;  // tracking_state::catch_up() was asked since the last read
+    bool caught_up_ = false;          // and its answer
 
     // Ordered replies.
     std::deque<slot*> queue_;
