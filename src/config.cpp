@@ -290,8 +290,14 @@ const std::vector<option_row>& option_table() {
         {"cache-shards", "a whole number from 0 to 1024 (0 = automatic)",
          "lock shards of the cache, rounded up to a power of two (default 0 = automatic)",
          integer_in(&config::cache_shards, 0, 1024)},
-        {"ttl", "a duration of at least 1ms, such as 300s, 1500ms or 5m",
-         "longest life of a cached entry (default 300s)", duration_at_least(&config::ttl, milliseconds(1))},
+        {"ttl", "a duration from 1ms to 24 days, such as 300s, 1500ms or 5m",
+         "longest life of a cached entry (default 300s)",
+         [](config& c, const std::string& v) {
+             auto d = detail::parse_duration(v);
+             if (!d || *d < milliseconds(1) || *d > milliseconds(24LL * 24 * 3600 * 1000)) return false;
+             c.ttl = *d;
+             return true;
+         }},
         {"reaper-interval", "a duration of at least 1ms, such as 100ms or 1s",
          "how often expired entries are removed (default 100ms)",
          duration_at_least(&config::reaper_interval, milliseconds(1))},

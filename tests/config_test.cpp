@@ -267,11 +267,12 @@ TEST_CASE("config: a bad value names the option and the accepted form, from ever
         {"max-value-size", "1.5mb", "at least 1 byte"},
         {"cache-shards", "1025", "0 to 1024"},
         {"cache-shards", "x", "0 to 1024"},
-        {"ttl", "0", "at least 1ms"},
-        {"ttl", "0ms", "at least 1ms"},
-        {"ttl", "5d", "at least 1ms"},
-        {"ttl", "1.5s", "at least 1ms"},
-        {"ttl", "-1s", "at least 1ms"},
+        {"ttl", "0", "from 1ms to 24 days"},
+        {"ttl", "0ms", "from 1ms to 24 days"},
+        {"ttl", "5d", "from 1ms to 24 days"},
+        {"ttl", "1.5s", "from 1ms to 24 days"},
+        {"ttl", "-1s", "from 1ms to 24 days"},
+        {"ttl", "577h", "from 1ms to 24 days"},
         {"reaper-interval", "0s", "at least 1ms"},
         {"reaper-interval", "soon", "at least 1ms"},
         {"invalidation", "none", "tracking or ttl"},
@@ -434,13 +435,14 @@ TEST_CASE("config: backend URLs", "[config]") {
 }
 
 TEST_CASE("config: an unbracketed IPv6 address is not taken apart at its last colon", "[config]") {
-    // "::1" has no port: it must either be read as the host ::1 with the default port or be refused;
-    // reading it as host ":" port 1 points the proxy at a host that does not exist.
-    const auto a = detail::parse_backend_url("redis://::1");
-    if (a) {
-        CHECK(a->host == "::1");
-        CHECK(a->port == 6379);
-    }
+    // Reading "::1" as host ":" port 1 would point the proxy at a host that does not exist: an IPv6
+    // address is written in brackets, and without them it is refused.
+    CHECK_FALSE(detail::parse_backend_url("redis://::1"));
+    CHECK_FALSE(detail::parse_backend_url("redis://::1:6380"));
+    const auto a = detail::parse_backend_url("redis://[::1]");
+    REQUIRE(a);
+    CHECK(a->host == "::1");
+    CHECK(a->port == 6379);
 }
 
 TEST_CASE("config: an empty port after a bracketed host is refused, as after a name", "[config]") {

@@ -25,45 +25,97 @@ std::size_t generation_slot(std::uint64_t h) noexcept {
 }
 }  // namespace
 
-struct lru_cache::entry {
-    entry* prev = nullptr;   // LRU list
-    entry* next = nullptr;
-    entry* chain = nullptr;  // bucket chain; also the graveyard link once removed
-    millis expires_at = 0;
-    std::uint64_t hash = 0;
-    std::uint32_t heap_slot = 0;
-    std::uint32_t db = 0;
-    std::uint32_t name_len = 0;
-    std::uint32_t reply_len = 0;
+// A reply too large to copy under the shard lock lives in a block of its own that readers pin.
+struct large_reply {
     std::atomic<std::uint32_t> refs{1};
-
+    std::uint32_t len = 0;
     char* bytes() noexcept { return reinterpret_cast<char*>(this + 1); }
+    static large_reply* create(std::string_view reply) {
+        void* mem = ::operator new(sizeof(large_reply) + reply.size());
+        auto* r = new (mem) large_reply();
+        r->len = static_cast<std::uint32_t>(reply.size());
+        std::memcpy(r->bytes(), reply.data(), reply.size());
+        return r;
+    }
+    void unref() noexcept {
+        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            this->~large_reply();
+            ::operator delete(this);
+        }
+    }
+};
+
+// One cached entry: 44 bytes of bookkeeping, then the name and the encoded reply in the same allocation
+// (or, for a reply above kCopyUnderLock, a pointer to its large_reply). Kept this small because it is
+// paid per key: 1M entries of 16-byte keys and 100-byte values cost less than Redis's own per-key
+// overhead (see README "Benchmarks").
+struct lru_cache::entry {
+    entry* prev;               // LRU list
+    entry* next;
+    entry* chain;              // bucket chain; also the graveyard link once removed
+    std::uint32_t expires_at;  // a clock::now() value truncated to 32 bits: see expired()
+    std::uint32_t hash;        // the low 32 bits of hash_name(name)
+    std::uint32_t heap_slot;
+    std::uint32_t reply_len;
+    std::uint16_t name_len;
+    std::uint16_t db;
+
+    static constexpr std::size_t header = 3 * sizeof(entry*) + 4 * sizeof(std::uint32_t) + 2 * sizeof(std::uint16_t);
+
+    char* bytes() noexcept { return reinterpret_cast<char*>(this) + header; }
+    bool large() const noexcept { return reply_len > kCopyUnderLock; }
     std::string_view name() noexcept { return {bytes(), name_len}; }
+    large_reply* block() noexcept {
+        large_reply* r;
+        std::memcpy(&r, bytes() + name_len, sizeof r);
+        return r;
+    }
+    // The inline reply (large() == false only).
     std::string_view reply() noexcept { return {bytes() + name_len, reply_len}; }
     std::size_t charge() const noexcept { return entry_charge(name_len, reply_len); }
 
+    // Times are kept modulo 2^32 ms and compared as serial numbers, which is exact while every entry
+    // expires within 2^31 ms (24.8 days) of now: --ttl is capped below that.
+    static std::uint32_t stamp(millis t) noexcept { return static_cast<std::uint32_t>(t); }
+    bool expired(millis now) const noexcept { return static_cast<std::int32_t>(stamp(now) - expires_at) >= 0; }
+    static bool earlier(const entry* a, const entry* b) noexcept {
+        return static_cast<std::int32_t>(a->expires_at - b->expires_at) < 0;
+    }
+
     static entry* create(const key& k, std::string_view reply) {
-        void* mem = ::operator new(sizeof(entry) + k.name.size() + reply.size());
-        auto* e = new (mem) entry();
-        e->hash = k.hash;
-        e->db = k.db;
-        e->name_len = static_cast<std::uint32_t>(k.name.size());
+        const bool big = reply.size() > kCopyUnderLock;
+        const std::size_t body = big ? sizeof(large_reply*) : reply.size();
+        void* mem = ::operator new(header + k.name.size() + body);
+        auto* e = static_cast<entry*>(mem);
+        e->prev = e->next = e->chain = nullptr;
+        e->expires_at = 0;
+        e->hash = static_cast<std::uint32_t>(k.hash);
+        e->heap_slot = 0;
         e->reply_len = static_cast<std::uint32_t>(reply.size());
+        e->name_len = static_cast<std::uint16_t>(k.name.size());
+        e->db = static_cast<std::uint16_t>(k.db);
         std::memcpy(e->bytes(), k.name.data(), k.name.size());
-        std::memcpy(e->bytes() + k.name.size(), reply.data(), reply.size());
+        if (big) {
+            large_reply* r = large_reply::create(reply);
+            std::memcpy(e->bytes() + k.name.size(), &r, sizeof r);
+        } else {
+            std::memcpy(e->bytes() + k.name.size(), reply.data(), reply.size());
+        }
         return e;
     }
     static void destroy(entry* e) noexcept {
-        e->~entry();
+        if (e->large()) e->block()->unref();
         ::operator delete(e);
-    }
-    void unref() noexcept {
-        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(this);
     }
 };
 
 std::size_t entry_charge(std::size_t name_len, std::size_t reply_len) noexcept {
-    return sizeof(lru_cache::entry) + name_len + reply_len;
+    const std::size_t body = reply_len > kCopyUnderLock ? sizeof(large_reply*) + sizeof(large_reply) + reply_len : reply_len;
+    return lru_cache::entry::header + name_len + body;
+}
+
+bool lru_cache::cacheable_key(std::uint32_t db, std::string_view name) noexcept {
+    return db <= UINT16_MAX && name.size() <= UINT16_MAX;
 }
 
 // Entries removed under a shard lock, released once the lock is gone.
@@ -83,7 +135,7 @@ public:
         head_ = nullptr;
         while (e != nullptr) {
             auto* next = e->chain;
-            e->unref();
+            Entry::destroy(e);
             e = next;
         }
     }
@@ -102,14 +154,14 @@ public:
     ~shard() {
         for (entry* e = head_.next; e != &head_;) {
             entry* next = e->next;
-            e->unref();
+            entry::destroy(e);
             e = next;
         }
     }
 
     mutable std::mutex mu_;
     // Everything below is GUARDED_BY(mu_).
-    entry head_;
+    entry head_{};
     std::vector<entry*> buckets_;
     std::vector<entry*> heap_;
     std::size_t count_ = 0;
@@ -125,7 +177,7 @@ public:
         entry** link = &buckets_[hash & (buckets_.size() - 1)];
         while (*link != nullptr) {
             entry* e = *link;
-            if (e->hash == hash && e->db == db && e->name() == name) return link;
+            if (e->hash == static_cast<std::uint32_t>(hash) && e->db == db && e->name() == name) return link;
             link = &e->chain;
         }
         return link;
@@ -148,7 +200,7 @@ public:
     }
 
     bool heap_less(std::size_t a, std::size_t b) const noexcept {
-        return heap_[a]->expires_at < heap_[b]->expires_at;
+        return entry::earlier(heap_[a], heap_[b]);
     }
     void heap_swap(std::size_t a, std::size_t b) noexcept {
         std::swap(heap_[a], heap_[b]);
@@ -176,6 +228,8 @@ public:
         }
     }
     void heap_push(entry* e) {
+        // Grown by a quarter at a time rather than doubled: this array costs a pointer per entry already.
+        if (heap_.size() == heap_.capacity()) heap_.reserve(heap_.capacity() + heap_.capacity() / 4 + 64);
         e->heap_slot = static_cast<std::uint32_t>(heap_.size());
         heap_.push_back(e);
         sift_up(heap_.size() - 1);
@@ -291,42 +345,46 @@ void lru_cache::apply_limits(const limits& lim) {
 }
 
 bool lru_cache::lookup(const key& k, millis now, std::string& out) {
+    if (!cacheable_key(k.db, k.name)) return false;
     shard& s = shard_for(k.hash);
-    entry* pinned = nullptr;
+    // Room for a small reply before the lock is taken, so that nothing is allocated under it.
+    if (out.capacity() - out.size() < kCopyUnderLock) out.reserve(out.size() + kCopyUnderLock);
+    large_reply* pinned = nullptr;
     graveyard dead;
     {
         std::lock_guard guard(s.mu_);
         entry** link = s.find_link(k.db, k.name, k.hash);
         entry* e = *link;
         if (e == nullptr) return false;
-        if (e->expires_at <= now) {
+        if (e->expired(now)) {
             s.remove(link, dead);
             ++s.stats_.expirations;
         } else {
             s.lru_unlink(e);
             s.lru_push_front(e);
-            if (e->reply_len <= kCopyUnderLock && out.capacity() - out.size() >= e->reply_len) {
+            if (!e->large()) {
                 out.append(e->reply());
                 return true;
             }
-            e->refs.fetch_add(1, std::memory_order_relaxed);
-            pinned = e;
+            pinned = e->block();
+            pinned->refs.fetch_add(1, std::memory_order_relaxed);
         }
     }
     if (pinned == nullptr) {
         dead.release<entry>();
         return false;
     }
-    out.append(pinned->reply());
+    out.append(pinned->bytes(), pinned->len);
     pinned->unref();
     return true;
 }
 
 bool lru_cache::contains(const key& k, millis now) const {
+    if (!cacheable_key(k.db, k.name)) return false;
     shard& s = shard_for(k.hash);
     std::lock_guard guard(s.mu_);
     entry* e = *s.find_link(k.db, k.name, k.hash);
-    return e != nullptr && e->expires_at > now;
+    return e != nullptr && !e->expired(now);
 }
 
 fill_token lru_cache::begin_fill(const key& k) {
@@ -336,9 +394,9 @@ fill_token lru_cache::begin_fill(const key& k) {
 }
 
 bool lru_cache::fill(const key& k, fill_token token, std::string_view reply, millis now, millis key_expires_at) {
+    if (!cacheable_key(k.db, k.name) || reply.size() > UINT32_MAX) return false;
     shard& s = shard_for(k.hash);
     const std::size_t charge = entry_charge(k.name.size(), reply.size());
-    if (reply.size() > UINT32_MAX || k.name.size() > UINT32_MAX) return false;
     entry* fresh = entry::create(k, reply);  // allocated before the lock is taken
     graveyard dead;
     bool inserted = false;
@@ -350,7 +408,7 @@ bool lru_cache::fill(const key& k, fill_token token, std::string_view reply, mil
         } else if (s.capacity_ != 0 && (s.max_memory_ == 0 || charge <= s.max_memory_) && expires_at > now) {
             entry** link = s.find_link(k.db, k.name, k.hash);
             if (*link != nullptr) s.remove(link, dead);
-            fresh->expires_at = expires_at;
+            fresh->expires_at = entry::stamp(expires_at);
             entry*& bucket = s.buckets_[k.hash & (s.buckets_.size() - 1)];
             fresh->chain = bucket;
             bucket = fresh;
@@ -358,7 +416,7 @@ bool lru_cache::fill(const key& k, fill_token token, std::string_view reply, mil
             s.heap_push(fresh);
             ++s.count_;
             s.bytes_ += charge;
-            if (s.count_ > s.buckets_.size()) s.grow_index();
+            if (s.count_ > 2 * s.buckets_.size()) s.grow_index();
             s.evict_to_limits(dead);
             inserted = true;
         }
@@ -377,7 +435,7 @@ void lru_cache::invalidate(std::string_view name, std::uint64_t hash) {
         entry** link = &s.buckets_[hash & (s.buckets_.size() - 1)];
         while (*link != nullptr) {
             entry* e = *link;
-            if (e->hash == hash && e->name() == name) {
+            if (e->hash == static_cast<std::uint32_t>(hash) && e->name() == name) {
                 s.remove(link, dead);
                 ++s.stats_.invalidations;
             } else {
@@ -420,7 +478,7 @@ std::size_t lru_cache::remove_expired(millis now) {
             {
                 std::lock_guard guard(sp->mu_);
                 std::size_t batch = 0;
-                while (!sp->heap_.empty() && sp->heap_.front()->expires_at <= now && batch < kReapBatch) {
+                while (!sp->heap_.empty() && sp->heap_.front()->expired(now) && batch < kReapBatch) {
                     sp->remove(sp->heap_.front(), dead);
                     ++sp->stats_.expirations;
                     ++batch;

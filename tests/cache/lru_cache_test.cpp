@@ -23,7 +23,14 @@ using respcache::fakes::manual_clock;
 
 constexpr millis kStart = 1'000'000;
 
-std::string bulk(std::string_view v) { return "$" + std::to_string(v.size()) + "\r\n" + std::string(v) + "\r\n"; }
+// Built by appending: GCC 12 reports a false -Wrestrict on `cat({"literal", std::to_string(...)})`.
+std::string cat(std::initializer_list<std::string_view> parts) {
+    std::string out;
+    for (auto p : parts) out.append(p);
+    return out;
+}
+
+std::string bulk(std::string_view v) { return cat({"$", std::to_string(v.size()), "\r\n", v, "\r\n"}); }
 
 // A fill announced and completed at once, as a miss with no concurrent write would do it.
 bool put(lru_cache& c, std::uint32_t db, std::string_view name, std::string_view reply, millis now,
@@ -260,8 +267,8 @@ TEST_CASE("lru_cache: remove_expired removes and counts exactly what is due", "[
     const std::size_t shards = GENERATE(1, 4);
     lru_cache c(lim(10'000, 0, 1000), shards, clk);
     // 3000 entries due at kStart+1000 (more than one reaping batch), 10 due later.
-    for (int i = 0; i < 3000; ++i) REQUIRE(put(c, 0, "early" + std::to_string(i), bulk("v"), kStart));
-    for (int i = 0; i < 10; ++i) REQUIRE(put(c, 0, "late" + std::to_string(i), bulk("v"), kStart + 500));
+    for (int i = 0; i < 3000; ++i) REQUIRE(put(c, 0, cat({"early", std::to_string(i)}), bulk("v"), kStart));
+    for (int i = 0; i < 10; ++i) REQUIRE(put(c, 0, cat({"late", std::to_string(i)}), bulk("v"), kStart + 500));
 
     CHECK(c.remove_expired(kStart + 999) == 0);
     CHECK(c.stats().entries == 3010);
@@ -282,11 +289,11 @@ TEST_CASE("lru_cache: expiry order is by time, not by insertion", "[cache]") {
     lru_cache c(lim(100, 0, 10'000), 1, clk);
     // Inserted in a scrambled order of expiry times.
     const int due[] = {50, 10, 90, 30, 70, 20, 80, 40, 60, 100};
-    for (int d : due) REQUIRE(put(c, 0, "k" + std::to_string(d), bulk("v"), kStart, kStart + d));
+    for (int d : due) REQUIRE(put(c, 0, cat({"k", std::to_string(d)}), bulk("v"), kStart, kStart + d));
     for (int t = 10; t <= 100; t += 10) {
         CAPTURE(t);
         CHECK(c.remove_expired(kStart + t) == 1);
-        CHECK_FALSE(has(c, 0, "k" + std::to_string(t), kStart));
+        CHECK_FALSE(has(c, 0, cat({"k", std::to_string(t)}), kStart));
         CHECK(c.stats().entries == static_cast<std::uint64_t>(10 - t / 10));
     }
 }
@@ -317,12 +324,12 @@ TEST_CASE("lru_cache: flush_db removes only that database; flush_all removes eve
     manual_clock clk;
     lru_cache c(lim(256), GENERATE(1, 4), clk);
     for (std::uint32_t db = 0; db < 3; ++db)
-        for (int i = 0; i < 20; ++i) REQUIRE(put(c, db, "k" + std::to_string(i), bulk("v"), kStart));
+        for (int i = 0; i < 20; ++i) REQUIRE(put(c, db, cat({"k", std::to_string(i)}), bulk("v"), kStart));
     REQUIRE(c.stats().entries == 60);
 
     c.flush_db(1);
     for (int i = 0; i < 20; ++i) {
-        const std::string name = "k" + std::to_string(i);
+        const std::string name = cat({"k", std::to_string(i)});
         CHECK(has(c, 0, name, kStart));
         CHECK_FALSE(has(c, 1, name, kStart));
         CHECK(has(c, 2, name, kStart));
@@ -420,7 +427,7 @@ TEST_CASE("lru_cache: a fill replaces the entry of the same key", "[cache]") {
 TEST_CASE("lru_cache: set_limits applies at once", "[cache]") {
     manual_clock clk;
     lru_cache c(lim(10, 0, 1000), 1, clk);
-    for (int i = 0; i < 10; ++i) REQUIRE(put(c, 0, "k" + std::to_string(i), bulk("v"), kStart));
+    for (int i = 0; i < 10; ++i) REQUIRE(put(c, 0, cat({"k", std::to_string(i)}), bulk("v"), kStart));
     REQUIRE(get(c, 0, "k0", kStart));  // k0 becomes the most recent
 
     SECTION("a smaller capacity evicts the least recently used") {
@@ -452,7 +459,7 @@ TEST_CASE("lru_cache: set_limits applies at once", "[cache]") {
         c.set_limits(lim(100, 0, 1000));
         CHECK(c.stats().entries == 10);
         CHECK(c.stats().evictions == 0);
-        for (int i = 10; i < 100; ++i) REQUIRE(put(c, 0, "k" + std::to_string(i), bulk("v"), kStart));
+        for (int i = 10; i < 100; ++i) REQUIRE(put(c, 0, cat({"k", std::to_string(i)}), bulk("v"), kStart));
         CHECK(c.stats().entries == 100);
     }
 }
@@ -565,7 +572,7 @@ TEST_CASE("lru_cache: with several shards the total stays within capacity and ma
     const std::size_t charge = entry_charge(6, reply.size());  // every name below has 6 bytes
     lru_cache c(lim(40, 25 * charge), 8, clk);
     for (int i = 0; i < 2000; ++i) {
-        put(c, static_cast<std::uint32_t>(i % 3), "k" + std::to_string(10000 + i), reply, kStart);
+        put(c, static_cast<std::uint32_t>(i % 3), cat({"k", std::to_string(10000 + i)}), reply, kStart);
         const counters s = c.stats();
         REQUIRE(s.entries <= 40);
         REQUIRE(s.bytes <= 25 * charge);
@@ -586,17 +593,17 @@ namespace {
 
 // The value a test thread inserts for (db, name): it names the key it belongs to and a version.
 std::string versioned(std::uint32_t db, std::string_view name, std::uint64_t version) {
-    return bulk(std::to_string(db) + "/" + std::string(name) + "/" + std::to_string(version));
+    return bulk(cat({std::to_string(db), "/", name, "/", std::to_string(version)}));
 }
 
 // The version inside `reply` if it is a value inserted for (db, name), else nullopt.
 std::optional<std::uint64_t> version_of(std::string_view reply, std::uint32_t db, std::string_view name) {
-    const std::string body = std::to_string(db) + "/" + std::string(name) + "/";
+    const std::string body = cat({std::to_string(db), "/", name, "/"});
     const auto header_end = reply.find("\r\n");
     if (header_end == std::string_view::npos || reply.size() < 2 || reply.substr(reply.size() - 2) != "\r\n")
         return std::nullopt;
     const std::string_view value = reply.substr(header_end + 2, reply.size() - header_end - 4);
-    if (reply.substr(0, header_end) != "$" + std::to_string(value.size())) return std::nullopt;
+    if (reply.substr(0, header_end) != cat({"$", std::to_string(value.size())})) return std::nullopt;
     if (value.substr(0, body.size()) != body) return std::nullopt;
     std::uint64_t v = 0;
     for (char ch : value.substr(body.size())) {
@@ -620,7 +627,7 @@ TEST_CASE("lru_cache: concurrent lookups, fills, invalidations and expiry keep t
     lru_cache c(lim(kCapacity, max_memory, 200), 4, clk);
 
     std::vector<std::string> names;
-    for (int i = 0; i < kNames; ++i) names.push_back("key:" + std::to_string(i));
+    for (int i = 0; i < kNames; ++i) names.push_back(cat({"key:", std::to_string(i)}));
     // The backend: one version per name (a write bumps it; all databases share it for simplicity).
     std::vector<std::atomic<std::uint64_t>> backend(kNames);
 

@@ -124,6 +124,12 @@ public:
     std::size_t shard_count() const noexcept { return shards_.size(); }
     const clock& time_source() const noexcept { return clock_; }
 
+    // Whether (db, name) can be cached at all: database numbers and names up to 65535 (others always miss).
+    static bool cacheable_key(std::uint32_t db, std::string_view name) noexcept;
+
+    // The longest --ttl the entry layout allows (24 days; times are kept modulo 2^32 ms).
+    static constexpr millis max_ttl = 24LL * 24 * 3600 * 1000;
+
     // The shard count picked when none is given: a power of two, at most 16, and small enough that each
     // shard holds at least 256 entries, so that small caches keep an exact LRU order.
     static std::size_t auto_shards(std::size_t capacity) noexcept;
