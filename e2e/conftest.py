@@ -61,6 +61,8 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(os.environ.get("E2E_BIN") or REPO / "build" / "respcache")
 REDIS_SERVER = os.environ.get("E2E_REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
 SANITIZED = os.environ.get("E2E_SANITIZED") == "1"
+# What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer print when they find something.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 # Sanitized builds start and run several times slower; every bound below is multiplied by this.
 SCALE = 4.0 if SANITIZED else 1.0
 HOST = "127.0.0.1"
@@ -647,6 +649,10 @@ def respcache(tmp_path, redis_factory):
     factory.stop_all()
     for rc in factory.instances:
         print(f"--- respcache {' '.join(rc.args)} (exit {rc.returncode}) log:\n{rc.log}")
+    # Under the sanitizers a report fails the test that provoked it, whatever else the test checked.
+    reports = [rc for rc in factory.instances if any(m in rc.log for m in SANITIZER_MARKERS)]
+    if reports:
+        pytest.fail("sanitizer report in respcache's log:\n" + reports[0].log[-6000:])
 
 
 @pytest.fixture

@@ -239,12 +239,19 @@ const command_info* catalog::find(std::span<const std::string_view> args) const 
 
 key_set catalog::keys(const command_info& info, std::span<const std::string_view> args) {
     key_set out;
+    keys(info, args, out);
+    return out;
+}
+
+void catalog::keys(const command_info& info, std::span<const std::string_view> args, key_set& out) {
+    out.keys.clear();
+    out.complete = true;
     if (!info.key_specs.empty()) {
         for (const auto& spec : info.key_specs) {
             if (spec.incomplete) out.complete = false;
             if (!keys_by_spec(spec, args, out)) out.complete = false;
         }
-        return out;
+        return;
     }
     // Before Redis 7: the legacy first/last/step triple, and nothing to go on for movable keys.
     if (info.has(flag_movablekeys)) out.complete = false;
@@ -254,7 +261,6 @@ key_set catalog::keys(const command_info& info, std::span<const std::string_view
         int step = info.key_step > 0 ? info.key_step : 1;
         for (int i = info.first_key; i <= last && i < argc; i += step) out.keys.push_back(args[i]);
     }
-    return out;
 }
 
 }  // namespace respcache::command

@@ -37,66 +37,79 @@ bool numkeys_keys(args_view args, cache_effect& out) {
 
 cache_effect effect_of(const command_info* info, args_view args, std::uint32_t db) {
     cache_effect out;
-    if (args.empty()) return out;
+    effect_of(info, args, db, out);
+    return out;
+}
+
+void effect_of(const command_info* info, args_view args, std::uint32_t db, cache_effect& out) {
+    out.keys.clear();
+    out.dbs.clear();
+    out.all = false;
+    if (args.empty()) return;
+    // Read-only commands first: the common case on this path.
+    if (info != nullptr && info->has(flag_readonly)) return;
     const std::string_view name = args[0];
     if (iequals(name, "flushall")) {
         out.all = true;
-        return out;
+        return;
     }
     if (iequals(name, "flushdb")) {
         out.dbs.push_back(db);
-        return out;
+        return;
     }
     if (iequals(name, "swapdb")) {
         std::uint32_t a = 0, b = 0;
         if (args.size() == 3 && parse_db(args[1], a) && parse_db(args[2], b)) {
-            out.dbs = {a, b};
+            out.dbs.push_back(a);
+            out.dbs.push_back(b);
         } else {
             out.all = true;
         }
-        return out;
+        return;
     }
     if (info == nullptr) {
         out.dbs.push_back(db);
-        return out;
+        return;
     }
-    if (info->has(flag_readonly)) return out;
     if (iequals(name, "sort")) {
         // SORT writes only with STORE <destination>; its key spec for the destination is "incomplete".
         for (std::size_t i = 2; i + 1 < args.size(); ++i)
             if (iequals(args[i], "store")) out.keys.push_back(args[i + 1]);
-        return out;
+        return;
     }
     if (info->key_specs.empty() && (iequals(name, "eval") || iequals(name, "evalsha") || iequals(name, "fcall"))) {
         if (!numkeys_keys(args, out)) out.dbs.push_back(db);
-        return out;
+        return;
     }
-    key_set ks = catalog::keys(*info, args);
-    out.keys = std::move(ks.keys);
+    thread_local key_set ks;  // reused: no allocation per write
+    catalog::keys(*info, args, ks);
+    out.keys.assign(ks.keys.begin(), ks.keys.end());
     if (!ks.complete) out.dbs.push_back(db);
-    return out;
+}
+
+void owned_effect::add_key(std::string_view name, std::uint64_t hash) {
+    spans_.emplace_back(arena_.size(), name.size());
+    arena_.append(name);
+    hashes.push_back(hash);
 }
 
 void owned_effect::add(const cache_effect& e) {
-    for (auto k : e.keys) {
-        keys.emplace_back(k);
-        hashes.push_back(cache::hash_name(k));
-    }
+    for (auto k : e.keys) add_key(k, cache::hash_name(k));
     for (auto d : e.dbs)
         if (std::find(dbs.begin(), dbs.end(), d) == dbs.end()) dbs.push_back(d);
     all = all || e.all;
 }
 
 void owned_effect::add(const owned_effect& e) {
-    keys.insert(keys.end(), e.keys.begin(), e.keys.end());
-    hashes.insert(hashes.end(), e.hashes.begin(), e.hashes.end());
+    for (std::size_t i = 0; i < e.key_count(); ++i) add_key(e.key(i), e.hashes[i]);
     for (auto d : e.dbs)
         if (std::find(dbs.begin(), dbs.end(), d) == dbs.end()) dbs.push_back(d);
     all = all || e.all;
 }
 
 void owned_effect::clear() {
-    keys.clear();
+    arena_.clear();
+    spans_.clear();
     hashes.clear();
     dbs.clear();
     all = false;
@@ -106,8 +119,8 @@ bool owned_effect::touches(const cache::key& k) const noexcept {
     if (all) return true;
     for (auto d : dbs)
         if (d == k.db) return true;
-    for (std::size_t i = 0; i < keys.size(); ++i)
-        if (hashes[i] == k.hash && keys[i] == k.name) return true;
+    for (std::size_t i = 0; i < spans_.size(); ++i)
+        if (hashes[i] == k.hash && key(i) == k.name) return true;
     return false;
 }
 
@@ -117,7 +130,7 @@ void owned_effect::apply(cache::lru_cache& cache) const {
         return;
     }
     for (auto d : dbs) cache.flush_db(d);
-    for (std::size_t i = 0; i < keys.size(); ++i) cache.invalidate(keys[i], hashes[i]);
+    for (std::size_t i = 0; i < spans_.size(); ++i) cache.invalidate(key(i), hashes[i]);
 }
 
 }  // namespace respcache::command

@@ -665,7 +665,8 @@ void session::forward(command::args_view args) {
     s->refresh_catalog = iequals(args[0], "module");
     const command::catalog* cat = catalog();
     const command::command_info* info = cat != nullptr ? cat->find(args) : nullptr;
-    const command::cache_effect e = command::effect_of(info, args, db_);
+    command::effect_of(info, args, db_, effect_scratch_);
+    const command::cache_effect& e = effect_scratch_;
     if (!e.empty()) {
         s->effect.add(e);
         // Invalidate now, so that a GET behind this write in the same pipeline misses and is sent after
@@ -693,7 +694,8 @@ void session::forward_blocking(command::args_view args, const command::command_i
     }
     slot* s = push_slot();
     s->what = slot::kind::blocking;
-    const command::cache_effect e = command::effect_of(info, args, db_);
+    command::effect_of(info, args, db_, effect_scratch_);
+    const command::cache_effect& e = effect_scratch_;
     if (!e.empty()) {
         s->effect.add(e);
         s->effect.apply(shared().cache());
@@ -854,7 +856,8 @@ void session::queue_in_transaction(command::args_view args) {
     owner_.stats().forwarded.add();
     const command::catalog* cat = catalog();
     const command::command_info* info = cat != nullptr ? cat->find(args) : nullptr;
-    const command::cache_effect e = command::effect_of(info, args, multi_db_);
+    command::effect_of(info, args, multi_db_, effect_scratch_);
+    const command::cache_effect& e = effect_scratch_;
     if (!e.empty()) {
         multi_effect_.add(e);
         // Invalidated when queued, when EXEC is sent and when it is answered.

@@ -83,6 +83,8 @@ public:
 
     // The keys `args` touches according to `info`, bounded by the arguments actually present.
     static key_set keys(const command_info& info, std::span<const std::string_view> args);
+    // The same into `out` (cleared first; its capacity is kept).
+    static void keys(const command_info& info, std::span<const std::string_view> args, key_set& out);
 
 private:
     string_map<command_info> commands_;

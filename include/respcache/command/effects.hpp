@@ -26,23 +26,34 @@ struct cache_effect {
 // when the backend's table is unknown: then the whole database is assumed changed). Read-only commands
 // change nothing; commands whose keys cannot all be found change their whole database.
 cache_effect effect_of(const command_info* info, args_view args, std::uint32_t db);
+// The same into `out`, whose vectors keep their capacity: no allocation once warm (the write path).
+void effect_of(const command_info* info, args_view args, std::uint32_t db, cache_effect& out);
 
 // A cache_effect that owns its bytes, to outlive the request buffer: accumulated over a transaction, or
-// kept while a write is in flight.
+// kept while a write is in flight. Names live in one buffer; clear() keeps every capacity, so a reused
+// owned_effect allocates nothing.
 struct owned_effect {
-    std::vector<std::string> keys;
-    std::vector<std::uint64_t> hashes;
+    std::vector<std::uint64_t> hashes;  // hash_name of each name, in order
     std::vector<std::uint32_t> dbs;
     bool all = false;
+
+    std::size_t key_count() const noexcept { return spans_.size(); }
+    std::string_view key(std::size_t i) const noexcept { return {arena_.data() + spans_[i].first, spans_[i].second}; }
 
     void add(const cache_effect& e);
     void add(const owned_effect& e);
     void clear();
-    bool empty() const noexcept { return keys.empty() && dbs.empty() && !all; }
+    bool empty() const noexcept { return spans_.empty() && dbs.empty() && !all; }
     // Whether a GET of `k` could observe this effect.
     bool touches(const cache::key& k) const noexcept;
     // Removes what the effect changed from `cache` (and fails fills in flight for it).
     void apply(cache::lru_cache& cache) const;
+
+private:
+    void add_key(std::string_view name, std::uint64_t hash);
+
+    std::string arena_;
+    std::vector<std::pair<std::size_t, std::size_t>> spans_;  // (offset, length) of each name in arena_
 };
 
 }  // namespace respcache::command

@@ -170,6 +170,7 @@ private:
     std::string scratch_;        // replies nobody will see (CLIENT REPLY OFF / SKIP)
     std::string request_scratch_;  // a GET miss's request
     std::string auth_scratch_;     // an AUTH's request
+    command::cache_effect effect_scratch_;  // the effect of the command being forwarded
     cache::millis now_ = 0;      // read once per batch
     std::chrono::steady_clock::time_point batch_start_;  // when the current batch was read
     bool caught_up_checked_ = false;  // tracking_state::catch_up() was asked since the last read
