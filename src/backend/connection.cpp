@@ -95,12 +95,7 @@ void connection::close() {
     if (closed_) return;
     closed_ = true;
     state_ = connection_state::closed;
-    if (connected_) notify_closing();
-    connected_ = false;
-    ++generation_;
-    boost::system::error_code ignored;
-    socket_.close(ignored);
-    watchdog_.cancel();
+    end_socket();
     backoff_timer_.cancel();
     fail_all(unavailable("connection closed"));
 }
@@ -162,6 +157,15 @@ void connection::flush() {
                           }
                           self->flush();
                       });
+}
+
+void connection::end_socket() {
+    if (connected_) notify_closing();
+    connected_ = false;
+    ++generation_;  // completions still on their way for this socket are ignored
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    watchdog_.cancel();
 }
 
 void connection::notify_closing() {
@@ -380,12 +384,7 @@ asio::awaitable<void> connection::run() {
             was_ready = state_ == connection_state::ready;
         }
         last_error_ = error;
-        if (connected_) notify_closing();
-        connected_ = false;
-        ++generation_;
-        boost::system::error_code ignored;
-        socket_.close(ignored);
-        watchdog_.cancel();
+        end_socket();
         state_ = connection_state::down;
         db_ = options_.address.db;
         fail_all(unavailable(error));

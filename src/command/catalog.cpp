@@ -10,6 +10,17 @@
 
 namespace respcache::command {
 
+bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+        if (x != y) return false;
+    }
+    return true;
+}
+
 std::string_view to_lower(std::string_view name, std::span<char> buf) noexcept {
     if (name.size() > buf.size()) return name;
     for (std::size_t i = 0; i < name.size(); ++i) {
@@ -142,11 +153,6 @@ std::optional<command_info> parse_entry(const redisReply* e) {
     return info;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 // Adds the keys `spec` designates in `args`; returns false when the arguments do not match the spec.
 bool keys_by_spec(const key_spec& spec, std::span<const std::string_view> args, key_set& out) {

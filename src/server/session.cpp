@@ -18,6 +18,7 @@ namespace respcache::server {
 
 using namespace std::chrono;
 using asio::ip::tcp;
+using command::iequals;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
@@ -31,16 +32,6 @@ cache::millis steady_ms() noexcept {
     return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-        if (x != y) return false;
-    }
-    return true;
-}
 
 std::string endpoint_text(const tcp::endpoint& ep) {
     const auto addr = ep.address();
@@ -687,11 +678,7 @@ void session::forward_info(command::args_view, bool with_proxy) {
 
 void session::forward_blocking(command::args_view args, const command::command_info* info) {
     owner_.stats().forwarded.add();
-    if (!pinned_) {
-        pinned_ = owner_.pool().acquire_dedicated();
-        pinned_broken_ = false;
-        owner_.stats().pinned.add();
-    }
+    pin();
     slot* s = push_slot();
     s->what = slot::kind::blocking;
     command::effect_of(info, args, db_, effect_scratch_);
@@ -885,11 +872,7 @@ void session::begin_transaction(command::args_view) {
         reply_error("ERR MULTI calls can not be nested");
         return;
     }
-    if (!pinned_) {
-        pinned_ = owner_.pool().acquire_dedicated();
-        pinned_broken_ = false;
-        owner_.stats().pinned.add();
-    }
+    pin();
     in_multi_ = true;
     multi_db_ = db_;
     multi_selects_.clear();
@@ -929,11 +912,7 @@ void session::watch(command::args_view) {
         reply_error("ERR WATCH inside MULTI is not allowed");
         return;
     }
-    if (!pinned_) {
-        pinned_ = owner_.pool().acquire_dedicated();
-        pinned_broken_ = false;
-        owner_.stats().pinned.add();
-    }
+    pin();
     slot* s = push_slot();
     s->what = slot::kind::transaction;
     s->txn_kind = slot::txn::watch;
@@ -984,6 +963,13 @@ void session::finish_transaction_step(slot& s) {
         watching_ = false;
         info_->multi = -1;
     }
+}
+
+void session::pin() {
+    if (pinned_) return;
+    pinned_ = owner_.pool().acquire_dedicated();
+    pinned_broken_ = false;
+    owner_.stats().pinned.add();
 }
 
 void session::release_pinned(bool clean) {
@@ -1114,11 +1100,7 @@ void session::reset() {
 // The tunnel: subscribers and MONITOR.
 
 void session::subscribe(command::args_view, bool monitor) {
-    if (!pinned_) {
-        pinned_ = owner_.pool().acquire_dedicated();
-        pinned_broken_ = false;
-        owner_.stats().pinned.add();
-    }
+    pin();
     pinned_->select(db_);  // answered in request mode, before the stream starts
     pinned_->set_stream_sink(this);
     tunnel_ = true;

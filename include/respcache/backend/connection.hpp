@@ -162,6 +162,7 @@ private:
     void fail_all(std::string_view reason);
     void drop_socket(std::string reason);
     void notify_closing();
+    void end_socket();
 
     asio::any_io_executor ex_;
     connection_options options_;

@@ -90,6 +90,9 @@ private:
     string_map<command_info> commands_;
 };
 
+// ASCII case-insensitive equality (command names, keywords).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
 // Lower-cases ASCII letters of `name` into `buf` (which must be at least name.size() long); returns a
 // view of it. Names longer than `buf` are returned unchanged.
 std::string_view to_lower(std::string_view name, std::span<char> buf) noexcept;

@@ -150,6 +150,8 @@ private:
     std::optional<std::chrono::milliseconds> blocking_timeout(command::args_view args) const;
     bool cache_bypassed(const cache::key& k) const;
     void apply_effect(const command::cache_effect& e);
+    // Holds a dedicated backend connection from now on (no-op if one is held).
+    void pin();
     void release_pinned(bool clean);
     void maybe_release_pinned();
     void on_stream_reply(std::string_view bytes) override;
