@@ -105,7 +105,7 @@ def flood_until_unsubscribed(redis_server, channel: str) -> int:
 
 @pytest.mark.timeout(90)
 def test_subscriber_that_does_not_read_is_disconnected_at_the_output_buffer_limit(respcache, redis_server):
-    rc = respcache.start(["--client-output-buffer-limit", "1mb"], backend=redis_server)
+    rc = respcache.start(["--pubsub-output-buffer-limit", "1mb"], backend=redis_server)
     sub = RawClient(rc.port, timeout=scaled(10))
     try:
         sub_id = sub.command("CLIENT", "ID")
@@ -127,7 +127,7 @@ def test_subscriber_that_does_not_read_is_disconnected_at_the_output_buffer_limi
 
 @pytest.mark.timeout(60)
 def test_subscriber_over_the_output_buffer_limit_leaves_client_list_without_reading(respcache, redis_server):
-    rc = respcache.start(["--client-output-buffer-limit", "1mb"], backend=redis_server)
+    rc = respcache.start(["--pubsub-output-buffer-limit", "1mb"], backend=redis_server)
     sub = RawClient(rc.port, timeout=scaled(10))
     try:
         sub_id = sub.command("CLIENT", "ID")

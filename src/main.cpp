@@ -246,6 +246,7 @@ int main(int argc, char** argv) {
                {"max_clients", cfg.max_clients},
                {"timeout_ms", static_cast<std::int64_t>(cfg.idle_timeout.count())},
                {"client_output_buffer_limit", cfg.client_output_buffer_limit},
+               {"pubsub_output_buffer_limit", cfg.pubsub_output_buffer_limit},
                {"client_query_buffer_limit", cfg.client_query_buffer_limit},
                {"password_required", !cfg.requirepass.empty()},
                {"metrics_port", metrics ? metrics->local_endpoint().port() : 0},

@@ -46,7 +46,8 @@ struct config {
     milliseconds shutdown_timeout{5000};
     std::size_t max_clients = 10000;
     milliseconds idle_timeout{0};                     // --timeout: close idle clients; 0 = never
-    std::size_t client_output_buffer_limit = 32ull * 1024 * 1024;  // 0 = none
+    std::size_t client_output_buffer_limit = 0;                    // normal clients; 0 = none (as Redis)
+    std::size_t pubsub_output_buffer_limit = 32ull * 1024 * 1024;  // subscribers, MONITOR; 0 = none
     std::size_t client_query_buffer_limit = 1024ull * 1024 * 1024;
     std::string requirepass;                          // empty: no AUTH required
     std::string requirepass_file;

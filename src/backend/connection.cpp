@@ -32,6 +32,7 @@ namespace {
 constexpr milliseconds kFirstBackoff{50};
 constexpr milliseconds kMaxBackoff{2000};
 constexpr std::size_t kReadSize = 16 * 1024;
+constexpr std::size_t kKeptWriteBytes = 1024 * 1024;
 
 milliseconds watchdog_tick(milliseconds timeout) {
     return std::clamp(timeout / 4, milliseconds(5), milliseconds(250));
@@ -72,6 +73,20 @@ private:
     std::vector<step> steps_;
 };
 
+// The reply to a SELECT queued by select(): if Redis refuses it, what follows would run in an unknown
+// database, so the socket is ended (its pending requests fail) and the next one starts afresh.
+class connection::select_check final : public request {
+public:
+    explicit select_check(connection& owner) : owner_(owner) {}
+    void on_reply(std::size_t, std::string_view bytes) override {
+        if (!bytes.empty() && bytes[0] == '-') owner_.drop_socket("SELECT refused by the backend");
+    }
+    void on_error(std::string_view) override {}
+
+private:
+    connection& owner_;
+};
+
 connection::connection(asio::any_io_executor ex, connection_options options)
     : ex_(ex),
       options_(std::move(options)),
@@ -83,6 +98,7 @@ connection::connection(asio::any_io_executor ex, connection_options options)
       framer_(options_.limits),
       db_(options_.address.db),
       handshake_(std::make_unique<handshake>(*this)),
+      select_check_(std::make_unique<select_check>(*this)),
       jitter_(std::random_device{}()) {}
 
 connection::~connection() = default;
@@ -129,7 +145,7 @@ void connection::select(std::uint32_t db) {
     const std::string n = std::to_string(db);
     resp::write_command(cmd, {"SELECT", n});
     db_ = db;
-    send(cmd, 1, nullptr);
+    send(cmd, 1, select_check_.get());
 }
 
 void connection::schedule_flush() {
@@ -151,6 +167,7 @@ void connection::flush() {
                           if (gen != self->generation_) return;  // the socket this was for is gone
                           self->write_in_progress_ = false;
                           buf->clear();
+                          if (buf->capacity() > kKeptWriteBytes) buf->shrink_to_fit();  // after a huge request
                           if (ec) {
                               self->drop_socket("write failed: " + ec.message());
                               return;
@@ -177,6 +194,9 @@ void connection::notify_closing() {
 void connection::drop_socket(std::string reason) {
     if (!connected_) return;
     if (drop_reason_.empty()) drop_reason_ = std::move(reason);
+    // Called while delivering under the read mutex (a refused log-in on the invalidation channel): the
+    // owner of that mutex must not be called back now; the read loop ends the socket once it unlocks.
+    if (holding_read_mutex_) return;
     notify_closing();
     boost::system::error_code ignored;
     socket_.cancel(ignored);
@@ -313,15 +333,18 @@ std::string connection::read_available(int fd) {
             if (fr.status == resp::frame_status::error) return "protocol error: " + framer_.error_text();
             deliver(in_.readable().substr(0, fr.length));
             in_.consume(fr.length);
+            if (holding_read_mutex_ && !drop_reason_.empty()) return drop_reason_;
         }
         if (static_cast<std::size_t>(n) < avail) return std::string();
     }
 }
 
 bool connection::drain_now(int fd) {
+    holding_read_mutex_ = true;  // the caller holds it: nothing here may touch the socket object
     if (options_.draining != nullptr) options_.draining->store(true, std::memory_order_seq_cst);
     const bool ok = read_available(fd).empty();
     if (options_.draining != nullptr) options_.draining->store(false, std::memory_order_seq_cst);
+    holding_read_mutex_ = false;
     return ok;
 }
 
@@ -336,10 +359,12 @@ asio::awaitable<std::string> connection::read_loop() {
             {
                 std::unique_lock<std::mutex> lock;
                 if (options_.read_mutex != nullptr) lock = std::unique_lock(*options_.read_mutex);
+                holding_read_mutex_ = true;
                 if (options_.draining != nullptr) options_.draining->store(true, std::memory_order_seq_cst);
                 error = read_available(static_cast<int>(socket_.native_handle()));
                 if (options_.draining != nullptr) options_.draining->store(false, std::memory_order_seq_cst);
                 in_.shrink();
+                holding_read_mutex_ = false;
             }
             last_progress_ = steady::now();
             if (!error.empty()) co_return error;

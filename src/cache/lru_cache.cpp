@@ -273,6 +273,20 @@ public:
         buckets_.swap(bigger);
     }
 
+    // A shorter --ttl: no entry may outlive `latest` any more. O(n log n), at a reload.
+    void shorten_lives(millis latest) noexcept {
+        const std::uint32_t cap = entry::stamp(latest);
+        bool changed = false;
+        for (entry* e : heap_) {
+            if (static_cast<std::int32_t>(e->expires_at - cap) > 0) {
+                e->expires_at = cap;
+                changed = true;
+            }
+        }
+        if (!changed) return;
+        for (std::size_t i = 0; i < heap_.size(); ++i) sift_up(i);
+    }
+
     bool over_limits() const noexcept {
         return count_ > capacity_ || (max_memory_ != 0 && bytes_ > max_memory_);
     }
@@ -337,6 +351,7 @@ void lru_cache::apply_limits(const limits& lim) {
             // Split both bounds evenly; the first shards take the remainders.
             s.capacity_ = lim.capacity / n + (i < lim.capacity % n ? 1 : 0);
             s.max_memory_ = lim.max_memory == 0 ? 0 : std::max<std::size_t>(1, lim.max_memory / n + (i < lim.max_memory % n ? 1 : 0));
+            if (lim.ttl < s.ttl_) s.shorten_lives(clock_.now() + lim.ttl);
             s.ttl_ = lim.ttl;
             s.evict_to_limits(dead);
         }

@@ -82,7 +82,7 @@ void client_kill(server::session& s, args_view args) {
                 s.quit_silently();
                 return;
             }
-            if (c->kill) c->kill();
+            c->end();
             s.reply_ok();
             return;
         }
@@ -161,7 +161,7 @@ void client_kill(server::session& s, args_view args) {
             ++killed;
             continue;
         }
-        if (c->kill) c->kill();
+        c->end();
         ++killed;
     }
     resp::write_integer(s.reply(), killed);
@@ -306,8 +306,10 @@ void select(server::session& s, args_view args) {
     std::int64_t db = 0;
     if (!resp::detail::parse_int64(args[1], db) || db < INT32_MIN || db > INT32_MAX)
         return s.reply_error("ERR value is not an integer or out of range");
-    if (db < 0 || db >= static_cast<std::int64_t>(s.shared().facts().databases))
+    const auto facts = s.shared().facts();
+    if (db < 0 || (facts.databases_known && db >= static_cast<std::int64_t>(facts.databases)))
         return s.reply_error("ERR DB index is out of range");
+    if (!facts.databases_known) return s.select_via_backend(static_cast<std::uint32_t>(db));
     s.set_db(static_cast<std::uint32_t>(db));
     s.reply_ok();
 }

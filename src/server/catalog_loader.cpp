@@ -61,7 +61,10 @@ void catalog_loader::on_reply(std::size_t index, std::string_view bytes) {
                 if (auto n = resp::string_value((*items)[1])) {
                     std::uint32_t dbs = 0;
                     auto [p, ec] = std::from_chars(n->data(), n->data() + n->size(), dbs);
-                    if (ec == std::errc() && dbs > 0) next_.databases = dbs;
+                    if (ec == std::errc() && dbs > 0) {
+                        next_.databases = dbs;
+                        next_.databases_known = true;
+                    }
                 }
             }
             in_flight_ = false;

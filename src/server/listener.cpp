@@ -46,14 +46,13 @@ asio::awaitable<void> listener::accept_loop() {
         }
         auto& clients = shared_.connected_clients();
         if (clients.load(std::memory_order_relaxed) >= shared_.live().max_clients.load(std::memory_order_relaxed)) {
-            w.stats().rejected_connections.add();
+            workers_[0]->stats().rejected_connections.add();  // the acceptor runs on worker 0's thread
             boost::system::error_code ignored;
             asio::write(socket, asio::buffer(std::string_view("-ERR max number of clients reached\r\n")), ignored);
             socket.close(ignored);
             continue;
         }
         clients.fetch_add(1, std::memory_order_relaxed);
-        w.stats().connections.add();
         auto s = std::make_shared<session>(w, std::move(socket));
         asio::co_spawn(w.io(), [s]() { return s->run(); }, asio::detached);
     }

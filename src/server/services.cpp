@@ -45,6 +45,15 @@ std::string client_info::describe() const {
     return out;
 }
 
+void client_info::end() const {
+    std::function<void()> f;
+    {
+        std::lock_guard guard(mu);
+        f = kill;
+    }
+    if (f) f();
+}
+
 void client_info::note_command(std::string_view name) {
     char lower[sizeof last_seen_];
     const std::size_t n = std::min(name.size(), sizeof lower);
@@ -112,6 +121,7 @@ void services::apply_live(const config& cfg) {
     live_.idle_timeout_ms = cfg.idle_timeout.count();
     live_.max_value_size = cfg.max_value_size;
     live_.output_buffer_limit = cfg.client_output_buffer_limit;
+    live_.pubsub_output_buffer_limit = cfg.pubsub_output_buffer_limit;
     live_.max_clients = cfg.max_clients;
     {
         std::lock_guard guard(mu_);

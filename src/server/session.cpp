@@ -27,6 +27,8 @@ constexpr std::size_t kReadSize = 16 * 1024;
 // a client pipelining a huge stream never makes the proxy buffer all of its replies.
 constexpr std::size_t kBatchBytes = 256 * 1024;
 constexpr std::size_t kBatchCommands = 4096;
+constexpr std::size_t kKeptSlots = 128;          // free reply slots a session keeps for reuse
+constexpr std::size_t kKeptSlotBytes = 16 * 1024;  // the largest buffer a kept slot holds on to
 
 cache::millis steady_ms() noexcept {
     return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
@@ -42,7 +44,7 @@ std::string endpoint_text(const tcp::endpoint& ep) {
 
 // One reply in the ordered queue, and the receiver of the backend's replies when the command was sent.
 struct session::slot final : backend::request {
-    enum class kind : std::uint8_t { local, forward, get_miss, transaction, blocking, auth };
+    enum class kind : std::uint8_t { local, forward, get_miss, transaction, blocking, auth, select_probe };
     enum class txn : std::uint8_t { none, multi, exec, discard, watch, unwatch };
 
     session* owner = nullptr;
@@ -71,6 +73,7 @@ struct session::slot final : backend::request {
 
     std::chrono::steady_clock::time_point batch_start;  // for the miss latency histogram
     bool with_proxy_info = false;                     // INFO: append the proxy's section
+    bool aborted_exec = false;                        // a DISCARD sent for an EXEC of an aborted MULTI
     bool refresh_catalog = false;                     // MODULE: the command table may change
 
     // forwarded writes and EXEC
@@ -99,6 +102,7 @@ struct session::slot final : backend::request {
         selects.clear();
         temp.reset();
         with_proxy_info = false;
+        aborted_exec = false;
         refresh_catalog = false;
         hello = false;
         hello_name.clear();
@@ -157,7 +161,7 @@ session::session(worker& owner, tcp::socket socket)
 }
 
 session::~session() {
-    for (auto& s : slots_) s->owner = nullptr;
+    for (auto& s : queue_) s->owner = nullptr;
 }
 
 services& session::shared() noexcept { return owner_.shared(); }
@@ -188,6 +192,22 @@ void session::stop_when_idle() {
     }
 }
 
+void session::select_via_backend(std::uint32_t db) {
+    // The backend's database count is unknown (CONFIG is not allowed): let Redis judge the index, on the
+    // shared connection, and put that connection back on its own database in the same round trip.
+    slot* s = push_slot();
+    s->what = slot::kind::select_probe;
+    s->db = db;
+    backend::connection& c = target_connection();
+    c.select(db_);
+    request_scratch_.clear();
+    const std::string n = std::to_string(db);
+    const std::string back = std::to_string(c.selected_db());
+    resp::write_command(request_scratch_, {"SELECT", n});
+    resp::write_command(request_scratch_, {"SELECT", back});
+    send_forward(s, request_scratch_, 2, milliseconds(shared_live_request_timeout()));
+}
+
 void session::set_db(std::uint32_t db) {
     db_ = db;
     info_->db = db;
@@ -202,11 +222,15 @@ asio::awaitable<void> session::run() {
     auto& registry = shared().clients();
     std::weak_ptr<session> weak = self;
     auto& io = owner_.io();
-    info_->kill = [weak, &io] {
-        asio::post(io, [weak] {
-            if (auto s = weak.lock()) s->close();
-        });
-    };
+    {
+        std::lock_guard guard(info_->mu);
+        info_->kill = [weak, &io] {
+            asio::post(io, [weak] {
+                if (auto s = weak.lock()) s->close();
+            });
+        };
+    }
+    owner_.stats().connections.add();
     registry.add(info_);
     boost::system::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
@@ -234,7 +258,10 @@ asio::awaitable<void> session::run() {
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
     registry.remove(info_->id);
-    info_->kill = nullptr;
+    {
+        std::lock_guard guard(info_->mu);
+        info_->kill = nullptr;
+    }
     owner_.detach(this);
     shared().connected_clients().fetch_sub(1, std::memory_order_relaxed);
 }
@@ -254,10 +281,9 @@ asio::awaitable<bool> session::serve_requests() {
             co_await flush_all();
             co_return true;
         }
-        // Without an output limit, never run ahead of a client that is not reading its replies; with one,
-        // keep serving it (as Redis does) until its unwritten replies pass the limit.
-        if (output_limit() == 0 && write_in_progress_ && out_.size() > kBatchBytes) co_await wait_for_write();
-        if (client_gone_) co_return false;
+        // As Redis does, keep serving a client while its replies are being written: one that sends a whole
+        // pipeline before reading a reply must not be stalled (it would never read). --client-output-
+        // buffer-limit bounds what may accumulate.
         if (o != outcome::need_more) continue;
         if (stop_requested_) {
             // Shutting down: what the client has already sent is in flight too. Serve whatever the
@@ -361,7 +387,8 @@ asio::awaitable<void> session::wait_for_replies() {
 }
 
 std::size_t session::output_limit() const noexcept {
-    return owner_.shared().live().output_buffer_limit.load(std::memory_order_relaxed);
+    const auto& live = owner_.shared().live();
+    return (tunnel_ ? live.pubsub_output_buffer_limit : live.output_buffer_limit).load(std::memory_order_relaxed);
 }
 
 void session::start_write() {
@@ -425,6 +452,7 @@ std::size_t session::query_buffer_limit() const noexcept {
 // Parses and dispatches every complete command buffered, until one needs what is in flight to finish.
 session::outcome session::process_input() {
     std::size_t dispatched = 0;
+    now_ = steady_ms();  // after a wait (a blocking command, a write) time has moved: expiry checks use now
     for (;;) {
         const std::string_view input = in_.readable();
         const resp::parse_result r = parser_.parse(input);
@@ -520,33 +548,35 @@ session::step session::dispatch(command::args_view args) {
 // Replies.
 
 session::slot* session::push_slot() {
-    slot* s;
+    std::unique_ptr<slot> owned;
     if (!free_slots_.empty()) {
-        s = free_slots_.back();
+        owned = std::move(free_slots_.back());
         free_slots_.pop_back();
     } else {
-        slots_.push_back(std::make_unique<slot>());
-        s = slots_.back().get();
+        owned = std::make_unique<slot>();
     }
+    slot* s = owned.get();
     s->reset();
     s->owner = this;
     s->suppressed = skip_this_;
-    queue_.push_back(s);
+    queue_.push_back(std::move(owned));
     return s;
 }
 
-void session::recycle(slot* s) {
-    if (s->data.capacity() > 64 * 1024) std::string().swap(s->data);
+void session::recycle(std::unique_ptr<slot> s) {
+    // Keep a few slots, with modest buffers, for the next batch; a burst of large replies is not kept.
+    if (free_slots_.size() >= kKeptSlots) return;
+    if (s->data.capacity() > kKeptSlotBytes) std::string().swap(s->data);
     s->temp.reset();
-    free_slots_.push_back(s);
+    free_slots_.push_back(std::move(s));
 }
 
 void session::drain_queue() {
     while (!queue_.empty() && queue_.front()->done) {
-        slot* s = queue_.front();
+        std::unique_ptr<slot> s = std::move(queue_.front());
         queue_.pop_front();
         if (!s->suppressed) out_.append(s->data);
-        recycle(s);
+        recycle(std::move(s));
     }
 }
 
@@ -618,6 +648,9 @@ void session::complete(slot& s) {
             break;
         case slot::kind::auth:
             finish_authentication(s);
+            break;
+        case slot::kind::select_probe:
+            if (resp::is_ok(s.data)) set_db(s.db);
             break;
         case slot::kind::local:
             break;
@@ -692,7 +725,19 @@ void session::forward_blocking(command::args_view args, const command::command_i
     info_->blocked = true;
     info_->blocked_backend_id = pinned_->backend_id();
     const auto timeout = blocking_timeout(args);
-    send_forward(s, raw_, 1, timeout ? *timeout : milliseconds::max());
+    const milliseconds wait = timeout ? *timeout : milliseconds::max();
+    if (iequals(args[0], "wait") || iequals(args[0], "waitaof")) {
+        // WAIT counts replicas that have the writes of the connection it runs on; the client's writes went
+        // through another one. A PUBLISH (propagated to replicas, seen by no subscriber) first moves this
+        // connection's replication offset past every write executed so far, the client's included.
+        request_scratch_.clear();
+        resp::write_command(request_scratch_, {"PUBLISH", "__respcache__:wait-barrier", ""});
+        request_scratch_.append(raw_);
+        s->client_index = 1;
+        send_forward(s, request_scratch_, 2, wait);
+        return;
+    }
+    send_forward(s, raw_, 1, wait);
 }
 
 bool session::blocking_needed(command::args_view args, const command::command_info* info) const {
@@ -790,9 +835,10 @@ void session::get(command::args_view args) {
             return;
         }
         if (s != nullptr) {
-            // The slot becomes the miss's.
+            // Not needed after all: the miss takes a slot of its own.
+            std::unique_ptr<slot> unused = std::move(queue_.back());
             queue_.pop_back();
-            free_slots_.push_back(s);
+            recycle(std::move(unused));
         }
     }
     stats.misses.add();
@@ -839,7 +885,29 @@ void session::get(command::args_view args) {
 // ---------------------------------------------------------------------------------------------------
 // Transactions.
 
+namespace {
+// Commands that change the state of the connection they run on (protocol, identity, subscriptions,
+// reply mode, tracking...). Queued in a transaction they would run on the dedicated connection at EXEC,
+// where the client's own state does not follow them and the next user of the pooled connection would
+// inherit them: refused instead, which aborts the transaction as Redis does for a command that cannot be
+// queued.
+bool changes_connection_state(std::string_view name) {
+    static constexpr std::string_view names[] = {"hello",       "auth",         "client",       "subscribe",
+                                                 "psubscribe",  "ssubscribe",   "unsubscribe",  "punsubscribe",
+                                                 "sunsubscribe", "monitor",     "sync",         "psync",
+                                                 "replconf"};
+    for (auto n : names)
+        if (iequals(name, n)) return true;
+    return false;
+}
+}  // namespace
+
 void session::queue_in_transaction(command::args_view args) {
+    if (changes_connection_state(args[0])) {
+        multi_aborted_ = true;
+        reply_error("ERR Command not allowed inside a transaction");
+        return;
+    }
     owner_.stats().forwarded.add();
     const command::catalog* cat = catalog();
     const command::command_info* info = cat != nullptr ? cat->find(args) : nullptr;
@@ -874,6 +942,7 @@ void session::begin_transaction(command::args_view) {
     }
     pin();
     in_multi_ = true;
+    multi_aborted_ = false;
     multi_db_ = db_;
     multi_selects_.clear();
     multi_effect_.clear();
@@ -888,6 +957,24 @@ void session::end_transaction(command::args_view args) {
     const bool exec = iequals(args[0], "exec");
     if (!in_multi_) {
         reply_error(exec ? "ERR EXEC without MULTI" : "ERR DISCARD without MULTI");
+        return;
+    }
+    if (exec && multi_aborted_) {
+        // A command was refused while queueing: the transaction is discarded, as Redis does.
+        slot* d = push_slot();
+        d->what = slot::kind::transaction;
+        d->txn_kind = slot::txn::discard;
+        d->aborted_exec = true;
+        multi_selects_.clear();
+        multi_effect_.clear();
+        in_multi_ = false;
+        watching_ = false;
+        multi_aborted_ = false;
+        info_->multi = -1;
+        inline_raw_.clear();
+        resp::write_command(inline_raw_, {"DISCARD"});
+        raw_ = inline_raw_;
+        send_forward(d);
         return;
     }
     slot* s = push_slot();
@@ -952,8 +1039,13 @@ void session::finish_transaction_step(slot& s) {
                 }
             }
             break;
-        case slot::txn::multi:
         case slot::txn::discard:
+            if (s.aborted_exec && !s.errored) {
+                s.data.clear();
+                resp::write_error(s.data, "EXECABORT Transaction discarded because of previous errors.");
+            }
+            break;
+        case slot::txn::multi:
         case slot::txn::none:
             break;
     }
@@ -1072,9 +1164,12 @@ void session::set_reply_mode(std::string_view mode) {
 
 void session::reset() {
     // Everything is idle here (RESET waits for what is in flight). A dedicated connection is dropped:
-    // its MULTI, WATCH or subscriptions end with it.
+    // its MULTI, WATCH or subscriptions end with it. RESET is answered even after CLIENT REPLY OFF.
+    skip_this_ = false;
+    if (current_reply_ == &scratch_) current_reply_ = nullptr;
     if (pinned_) release_pinned(false);
     in_multi_ = false;
+    multi_aborted_ = false;
     watching_ = false;
     multi_selects_.clear();
     multi_effect_.clear();
@@ -1181,6 +1276,14 @@ void session::tunnel_process() {
             start_drain(drain_action::reset);
             return;
         }
+        // Once the last subscription is gone Redis runs anything, writes included: they invalidate as
+        // usual, when sent and again once their replies are in (at the next marker).
+        const command::catalog* cat = catalog();
+        command::effect_of(cat != nullptr ? cat->find(args) : nullptr, args, db_, effect_scratch_);
+        if (!effect_scratch_.empty()) {
+            tunnel_effect_.add(effect_scratch_);
+            tunnel_effect_.apply(shared().cache());
+        }
         if (parser_.last_was_inline()) {
             inline_raw_.clear();
             resp::write_command(inline_raw_, args);
@@ -1206,6 +1309,10 @@ void session::on_stream_reply(std::string_view bytes) {
         // Every reply to what the client sent before is relayed.
         const drain_action a = draining_;
         draining_ = drain_action::none;
+        if (!tunnel_effect_.empty()) {
+            tunnel_effect_.apply(shared().cache());
+            tunnel_effect_.clear();
+        }
         switch (a) {
             case drain_action::leave:
                 if (channels_ == 0 && shard_channels_ == 0 && !monitor_) {

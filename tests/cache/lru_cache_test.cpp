@@ -447,9 +447,12 @@ TEST_CASE("lru_cache: set_limits applies at once", "[cache]") {
         for (const char* kept : {"k0", "k9", "k8"}) CHECK(has(c, 0, kept, kStart));
         CHECK(c.current_limits().max_memory == 3 * charge + charge / 2);
     }
-    SECTION("a new ttl applies to later fills, not to entries already held") {
+    SECTION("a shorter ttl applies to later fills, and to entries already held from the change on") {
+        REQUIRE(clk.now() == kStart);
         c.set_limits(lim(10, 0, 50));
-        CHECK(has(c, 0, "k1", kStart + 999));
+        CHECK(has(c, 0, "k1", kStart + 49));
+        CHECK_FALSE(has(c, 0, "k1", kStart + 50));
+        CHECK(c.remove_expired(kStart + 50) == 10);
         REQUIRE(put(c, 0, "fresh", bulk("v"), kStart + 100));
         CHECK(has(c, 0, "fresh", kStart + 149));
         CHECK_FALSE(has(c, 0, "fresh", kStart + 150));

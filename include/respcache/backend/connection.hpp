@@ -148,6 +148,7 @@ private:
         milliseconds timeout;
     };
     class handshake;
+    class select_check;
 
     asio::awaitable<void> run();
     asio::awaitable<std::string> connect_once();
@@ -173,6 +174,7 @@ private:
     bool closed_ = false;
     bool connected_ = false;        // the socket is connected (the handshake may still be under way)
     bool closing_notified_ = false; // on_closing_ ran for the current socket
+    bool holding_read_mutex_ = false;  // this thread holds options_.read_mutex (read_loop)
     std::string drop_reason_;       // why drop_socket() ended the current socket
     std::uint64_t generation_ = 0;  // bumped per socket; stale write completions are ignored
     std::string out_;               // bytes not yet handed to the socket
@@ -189,6 +191,7 @@ private:
     std::string last_error_;
     std::uint64_t reconnects_ = 0;
     std::unique_ptr<handshake> handshake_;
+    std::unique_ptr<select_check> select_check_;
     std::function<void()> on_ready_;
     std::function<void(std::string_view)> on_down_;
     std::function<void()> on_closing_;

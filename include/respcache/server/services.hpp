@@ -42,8 +42,10 @@ struct client_info {
     bool no_touch = false;              // GUARDED_BY(mu)
     char last_seen_[16] = {};     // the owner's copy of the last name, to skip the lock on repeats
     std::uint8_t last_seen_len_ = 0;
-    // Ends the client: posts the close to the client's own thread. Set by the session; safe from any thread.
-    std::function<void()> kill;
+    // Ends the client: posts the close to the client's own thread. Set and cleared by the session under
+    // `mu`; call end() from any thread.
+    std::function<void()> kill;  // GUARDED_BY(mu)
+    void end() const;
 
     // Records the command being run (for cmd= in CLIENT LIST). Cheap when it is the same as last time:
     // no lock is taken then.
@@ -72,6 +74,7 @@ private:
 struct backend_facts {
     std::string version;            // redis_version of INFO server; empty until known
     std::uint32_t databases = 16;   // CONFIG GET databases
+    bool databases_known = false;   // CONFIG GET databases answered (it may be renamed or denied)
     bool tracking_supported = true; // Redis >= 6.0
 };
 
@@ -105,7 +108,8 @@ struct live_settings {
     std::atomic<std::int64_t> connect_timeout_ms{1000};
     std::atomic<std::int64_t> idle_timeout_ms{0};
     std::atomic<std::size_t> max_value_size{1024 * 1024};
-    std::atomic<std::size_t> output_buffer_limit{32 * 1024 * 1024};
+    std::atomic<std::size_t> output_buffer_limit{0};
+    std::atomic<std::size_t> pubsub_output_buffer_limit{32 * 1024 * 1024};
     std::atomic<std::size_t> max_clients{10000};
     std::atomic<bool> password_required{false};
 };

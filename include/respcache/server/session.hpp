@@ -97,6 +97,8 @@ public:
     bool in_transaction() const noexcept { return in_multi_; }
     std::uint32_t db() const noexcept { return db_; }
     void set_db(std::uint32_t db);
+    // SELECT judged by the backend (when its database count is unknown).
+    void select_via_backend(std::uint32_t db);
     client_info& info() noexcept { return *info_; }
     services& shared() noexcept;
     worker& owner() noexcept { return owner_; }
@@ -134,7 +136,7 @@ private:
     void start_drain(drain_action a);
 
     slot* push_slot();
-    void recycle(slot* s);
+    void recycle(std::unique_ptr<slot> s);
     void complete(slot& s);
     void drain_queue();
     void send_forward(slot* s);
@@ -179,9 +181,8 @@ private:
     bool caught_up_ = false;          // and its answer
 
     // Ordered replies.
-    std::deque<slot*> queue_;
-    std::vector<std::unique_ptr<slot>> slots_;  // every slot ever made, owned here
-    std::vector<slot*> free_slots_;
+    std::deque<std::unique_ptr<slot>> queue_;          // replies in request order, owned here
+    std::vector<std::unique_ptr<slot>> free_slots_;    // for reuse (a bounded number)
     std::size_t pending_ = 0;     // slots waiting for the backend
     std::string* current_reply_ = nullptr;
     std::vector<slot*> inflight_writes_;  // forwarded writes not yet answered (read-your-writes)
@@ -189,6 +190,7 @@ private:
     // Client state.
     std::uint32_t db_ = 0;
     bool in_multi_ = false;
+    bool multi_aborted_ = false;  // a command was refused while queueing: EXEC will abort
     bool watching_ = false;
     std::uint32_t multi_db_ = 0;  // the database queued commands will run in
     std::vector<std::optional<std::uint32_t>> multi_selects_;  // per queued command: the db a SELECT picks
@@ -205,6 +207,7 @@ private:
     bool monitor_ = false;
     drain_action draining_ = drain_action::none;
     std::string marker_;
+    command::owned_effect tunnel_effect_;  // writes forwarded in the tunnel since the last marker
     std::int64_t channels_ = 0;
     std::int64_t shard_channels_ = 0;
 
