@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from fake_redis import FakeRedis5
+
 from coherence_lib import (assert_cached, error_prefix, find_stale_reads, invalidation_client_ids, kill_client,
                            poll_proxy, proxy_counter, proxy_info, run_history, summarize, tracking_client_ids,
                            wait_channel_live)
@@ -476,7 +478,35 @@ def test_pipelined_set_then_get_reads_the_write_while_others_fill(respcache, red
 # 9. A Redis without client tracking.
 
 
-@pytest.mark.skip(reason="needs a Redis older than 6.0 (no CLIENT TRACKING) to check the TTL-only fallback and "
-                         "its one warning; only Redis 7 is installed here")
-def test_redis_without_tracking_falls_back_to_ttl():
-    pass
+@pytest.fixture
+def fake_redis5():
+    """A stand-in for Redis 5 (no client tracking): e2e/fake_redis.py."""
+    fake = FakeRedis5()
+    yield fake
+    fake.stop()
+
+
+def test_redis_without_tracking_falls_back_to_ttl(respcache, fake_redis5):
+    fake = fake_redis5
+    rc = respcache.start(["--ttl", "1s"], backend=fake.port)
+    rc.wait_for_log("falling back to TTL-only")
+    rc.wait_for_log("backend ready")
+    wait_until(lambda: proxy_info(rc)["invalidation_channel"] == "unsupported", SOON, "invalidation_channel:unsupported")
+    fake.set_direct(b"old5", b"v1")
+    with rc.raw() as c:
+        assert c.command("GET", "old5") == b"v1"
+        before = fake.get_calls
+        assert c.command("GET", "old5") == b"v1"
+        assert fake.get_calls == before, "not cached: the TTL-only mode must still cache"
+        # Nothing was asked of tracking, which this Redis does not have.
+        asked = [a for a in fake.commands if a[0].lower() == b"client" and len(a) > 1 and
+                 a[1].lower() in (b"tracking", b"caching")]
+        assert not asked, asked
+        # A write behind the proxy is served stale until the TTL, as documented...
+        fake.set_direct(b"old5", b"v2")
+        assert c.command("GET", "old5") == b"v1"
+        poll_proxy(c, "old5", b"v2", scaled(3), "the TTL to expire the entry")
+        # ...while writes through the proxy are seen at once.
+        assert c.command("SET", "old5", "v3") == b"OK"
+        assert c.command("GET", "old5") == b"v3"
+    assert rc.log.count("falling back to TTL-only") == 1, "the warning is logged once"
