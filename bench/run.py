@@ -494,13 +494,16 @@ def scenarios() -> List[Scenario]:
                  targets=[Target("respcache --threads 2", "respcache", "main"),
                           Target("respcache --threads 1", "respcache", "threads1")],
                  ratio_pairs=[("respcache --threads 2", "respcache --threads 1")]),
-        Scenario("tracking", "GET hits, --invalidation tracking vs ttl",
-                 "The hit scenario (50 clients) with client tracking on (default) and off "
-                 "(--invalidation ttl); the ratio is tracking / ttl.",
+        Scenario("tracking", "GET hits, --invalidation tracking vs ttl, --consistency strict",
+                 "The hit scenario (50 clients) with client tracking on (default), off (--invalidation ttl), "
+                 "and on with --consistency strict (a read barrier before hits); the ratios are "
+                 "tracking / ttl and strict / tracking.",
                  "rps", ["-t", "get", "-c", "50", *COMMON], warm=True, expect_hits=True,
                  targets=[Target("respcache tracking", "respcache", "main"),
-                          Target("respcache ttl", "respcache", "ttlmode")],
-                 ratio_pairs=[("respcache tracking", "respcache ttl")]),
+                          Target("respcache ttl", "respcache", "ttlmode"),
+                          Target("respcache strict", "respcache", "strict")],
+                 ratio_pairs=[("respcache tracking", "respcache ttl"),
+                              ("respcache strict", "respcache tracking")]),
     ]
 
 
@@ -539,6 +542,7 @@ class Bench:
         "cold": ["--capacity", "200000", "--ttl", "1ms"],
         "threads1": ["--capacity", "200000", "--ttl", CACHE_TTL, "--threads", "1"],
         "ttlmode": ["--capacity", "200000", "--ttl", CACHE_TTL, "--invalidation", "ttl"],
+        "strict": ["--capacity", "200000", "--ttl", CACHE_TTL, "--consistency", "strict"],
     }
 
     def instance(self, name: str) -> Proc:
@@ -967,7 +971,7 @@ class Bench:
             except Exception as e:
                 self.results["errors"].append(f"{sc.name}: {e}")
                 self.warn(f"scenario {sc.name} failed: {e}")
-            for inst in ("nocache", "cold", "threads1", "ttlmode"):
+            for inst in ("nocache", "cold", "threads1", "ttlmode", "strict"):
                 if not any(t.instance == inst for s in wanted[wanted.index(sc) + 1:] for t in s.targets):
                     self.retire(inst)
         for name, fn in (("staleness", self.staleness), ("memory", self.memory)):
@@ -1095,8 +1099,8 @@ def markdown(res: Dict) -> str:
             s = sc[n]
             parts = [f"{t} {k(tr['median_rps'])} rps [{k(tr['min_rps'])}–{k(tr['max_rps'])}]"
                      for t, tr in s["targets"].items()]
-            (key, ratio), = s["ratios"].items()
-            L.append(f"- **{label}** ({s['title']}): {'; '.join(parts)}; ratio {ratio['rps']:.2f}x.")
+            ratios = "; ".join(f"{key} {ratio['rps']:.2f}x" for key, ratio in s["ratios"].items())
+            L.append(f"- **{label}** ({s['title']}): {'; '.join(parts)}; ratio {ratios}.")
     if "memory" in res:
         mm = res["memory"]
         r, d = mm["respcache"], mm["redis"]

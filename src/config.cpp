@@ -193,6 +193,7 @@ std::vector<std::string> fixed_options_changed(const config& a, const config& b)
     check("threads", a.threads == b.threads);
     check("cache-shards", a.cache_shards == b.cache_shards);
     check("invalidation", a.invalidation == b.invalidation);
+    check("consistency", a.consistency == b.consistency);
     check("backend-connections", a.backend_connections == b.backend_connections);
     check("metrics-port", a.metrics_port == b.metrics_port);
     check("log-format", a.log_fmt == b.log_fmt);
@@ -309,6 +310,18 @@ const std::vector<option_row>& option_table() {
                  c.invalidation = invalidation_mode::tracking;
              else if (v == "ttl")
                  c.invalidation = invalidation_mode::ttl;
+             else
+                 return false;
+             return true;
+         }},
+        {"consistency", "bounded or strict",
+         "bounded: a hit may miss a direct write acknowledged under a millisecond earlier; strict: every batch of "
+         "hits first waits for a PING round trip on the invalidation channel, so none can (default bounded)",
+         [](config& c, const std::string& v) {
+             if (v == "bounded")
+                 c.consistency = consistency_mode::bounded;
+             else if (v == "strict")
+                 c.consistency = consistency_mode::strict;
              else
                  return false;
              return true;
@@ -505,6 +518,9 @@ config_outcome load_config(const std::vector<std::string>& args, const std::vect
     }
     if (vm.count("requirepass") && vm.count("requirepass-file"))
         return usage_error("--requirepass and --requirepass-file: give one of them, not both");
+    if (cfg.consistency == consistency_mode::strict && cfg.invalidation != invalidation_mode::tracking)
+        return usage_error("--consistency strict needs --invalidation tracking (with ttl, direct writes are seen "
+                           "only when entries expire)");
     if (!cfg.backend_password_file.empty()) cfg.backend.password = *read_secret_file(cfg.backend_password_file);
     config_outcome out;
     out.cfg = std::move(cfg);

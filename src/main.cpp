@@ -240,6 +240,7 @@ int main(int argc, char** argv) {
                {"ttl_ms", static_cast<std::int64_t>(cfg.ttl.count())},
                {"reaper_interval_ms", static_cast<std::int64_t>(cfg.reaper_interval.count())},
                {"invalidation", mode_name(cfg.invalidation)},
+               {"consistency", cfg.consistency == consistency_mode::strict ? "strict" : "bounded"},
                {"backend_connections", cfg.backend_connections},
                {"connect_timeout_ms", static_cast<std::int64_t>(cfg.connect_timeout.count())},
                {"request_timeout_ms", static_cast<std::int64_t>(cfg.request_timeout.count())},

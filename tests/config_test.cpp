@@ -90,6 +90,7 @@ TEST_CASE("config: every option has its documented default", "[config]") {
     CHECK(cfg.ttl == milliseconds(300'000));
     CHECK(cfg.reaper_interval == milliseconds(100));
     CHECK(cfg.invalidation == invalidation_mode::tracking);
+    CHECK(cfg.consistency == respcache::consistency_mode::bounded);
     // "default: the number of cores" (--help); at least one.
     CHECK(cfg.threads == std::max(1u, std::thread::hardware_concurrency()));
     CHECK(cfg.backend_connections == 1);
@@ -277,6 +278,7 @@ TEST_CASE("config: a bad value names the option and the accepted form, from ever
         {"reaper-interval", "soon", "at least 1ms"},
         {"invalidation", "none", "tracking or ttl"},
         {"invalidation", "TRACKING", "tracking or ttl"},
+        {"consistency", "linearizable", "bounded or strict"},
         {"threads", "0", "1 to 256"},
         {"threads", "257", "1 to 256"},
         {"backend-connections", "0", "1 to 64"},
@@ -520,6 +522,16 @@ TEST_CASE("config: a directory given as --config is refused", "[config]") {
     require_usage_error(load_config({"--config", path}, {}), {"--config", path});
 }
 
+TEST_CASE("config: --consistency strict needs client tracking", "[config]") {
+    CHECK(run_ok({"--consistency", "strict"}).cfg.consistency == respcache::consistency_mode::strict);
+    CHECK(run_ok({"--consistency", "bounded", "--invalidation", "ttl"}).cfg.consistency ==
+          respcache::consistency_mode::bounded);
+    require_usage_error(load_config({"--consistency", "strict", "--invalidation", "ttl"}, {}),
+                        {"--consistency strict", "--invalidation tracking"});
+    require_usage_error(load_config({"--invalidation", "ttl"}, {"RESPCACHE_CONSISTENCY=strict"}),
+                        {"--consistency strict"});
+}
+
 TEST_CASE("config: --help and --version exit with text", "[config]") {
     for (const args_t& args : {args_t{"--help"}, args_t{"-h"}, args_t{"--ttl", "1s", "--help"}}) {
         const config_outcome out = load_config(args, {});
@@ -527,7 +539,7 @@ TEST_CASE("config: --help and --version exit with text", "[config]") {
         CHECK(out.message.find("Usage") != std::string::npos);
         for (const char* option : {"--bind", "--port", "--backend", "--capacity", "--max-memory",
                                    "--max-value-size", "--cache-shards", "--ttl", "--reaper-interval",
-                                   "--invalidation", "--threads", "--backend-connections", "--connect-timeout",
+                                   "--invalidation", "--consistency", "--threads", "--backend-connections", "--connect-timeout",
                                    "--request-timeout", "--shutdown-timeout", "--max-clients", "--log-level",
                                    "--log-format", "--config", "--version", "RESPCACHE_"}) {
             CAPTURE(option);

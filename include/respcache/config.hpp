@@ -26,6 +26,7 @@ struct backend_address {
 
 enum class log_format { text, json };
 enum class invalidation_mode { tracking, ttl };
+enum class consistency_mode { bounded, strict };
 
 // The effective configuration. Every field has the documented default; see README "Options".
 struct config {
@@ -39,6 +40,7 @@ struct config {
     milliseconds ttl{300'000};
     milliseconds reaper_interval{100};
     invalidation_mode invalidation = invalidation_mode::tracking;
+    consistency_mode consistency = consistency_mode::bounded;  // strict: every hit waits for a read barrier
     unsigned threads = 1;
     std::size_t backend_connections = 1;  // shared pipelined connections per io thread
     milliseconds connect_timeout{1000};

@@ -1,5 +1,9 @@
 #include "respcache/server/invalidation_listener.hpp"
 
+#include <charconv>
+
+#include <boost/asio/post.hpp>
+
 #include "respcache/log.hpp"
 #include "respcache/resp/reply_view.hpp"
 #include "respcache/resp/writer.hpp"
@@ -8,6 +12,7 @@ namespace respcache::server {
 
 namespace {
 constexpr std::string_view kChannel = "__redis__:invalidate";
+constexpr std::string_view kBarrierPrefix = "respcache-barrier:";  // PING argument of a read barrier
 }
 
 invalidation_listener::invalidation_listener(backend::asio::any_io_executor ex, backend::connection_options options,
@@ -21,6 +26,17 @@ invalidation_listener::invalidation_listener(backend::asio::any_io_executor ex, 
     options.draining = &t.draining;
     conn_ = std::make_shared<backend::connection>(ex, std::move(options));
     t.drain = [conn = conn_.get()](int fd) { return conn->drain_now(fd); };
+    // A barrier's PING goes out on the listener's thread. Only the weak reference is kept: a PING lost to
+    // a reconnect or shutdown leaves its waiters to barriers_failed().
+    t.send_barrier = [ex, weak = std::weak_ptr<backend::connection>(conn_)](std::uint64_t seq) {
+        boost::asio::post(ex, [weak, seq] {
+            auto conn = weak.lock();
+            if (!conn) return;
+            std::string bytes;
+            resp::write_command(bytes, {"PING", std::string(kBarrierPrefix) + std::to_string(seq)});
+            conn->send(bytes, 1, nullptr);
+        });
+    };
     conn_->on_ready([this] { subscribe(); });
     // Before the socket goes away (so before its descriptor number can be reused), unpublish it and stop
     // every hit; the mutex waits for any io thread still reading it.
@@ -75,6 +91,13 @@ void invalidation_listener::on_stream_reply(std::string_view bytes) {
             if (auto name = resp::string_value(k)) services_.cache().invalidate(*name);
     } else if (*kind == "pong") {
         last_pong_ = std::chrono::steady_clock::now().time_since_epoch().count();
+        if (items->size() == 2)
+            if (auto arg = resp::string_value((*items)[1]); arg && arg->starts_with(kBarrierPrefix)) {
+                std::uint64_t seq = 0;
+                const auto digits = arg->substr(kBarrierPrefix.size());
+                if (std::from_chars(digits.data(), digits.data() + digits.size(), seq).ec == std::errc())
+                    t.barrier_answered(seq);
+            }
     } else if (*kind == "subscribe") {
         // Only the listener's own thread reads the channel until it is live.
         last_pong_ = std::chrono::steady_clock::now().time_since_epoch().count();
@@ -94,6 +117,7 @@ void invalidation_listener::lost(std::string_view why) {
     const bool was_live = t.live.exchange(false, std::memory_order_seq_cst);
     t.fd.store(-1, std::memory_order_seq_cst);
     t.epoch.fetch_add(1, std::memory_order_acq_rel);
+    t.barriers_failed();
     if (was_live) {
         t.losses.fetch_add(1, std::memory_order_relaxed);
         services_.cache().flush_all();

@@ -111,6 +111,8 @@ std::string proxy_info_section(services& s) {
     line("invalidation_channel", channel_state(s));
     num("invalidation_messages", s.tracking().invalidations.load());
     num("invalidation_channel_losses", s.tracking().losses.load());
+    line("consistency", s.startup_config().consistency == consistency_mode::strict ? "strict" : "bounded");
+    num("read_barriers", s.tracking().barriers.load());
     num("protocol_errors", t.protocol_errors);
     num("output_buffer_disconnects", t.output_limit);
     num("idle_disconnects", t.idle);
@@ -164,6 +166,7 @@ std::string prometheus_text(services& s) {
     metric("invalidation_messages_total", "counter", "Invalidation messages received.", d(s.tracking().invalidations.load()));
     metric("invalidation_channel_losses_total", "counter", "Times the invalidation channel was lost.",
            d(s.tracking().losses.load()));
+    metric("read_barriers_total", "counter", "Read barriers passed (--consistency strict).", d(s.tracking().barriers.load()));
     metric("protocol_errors_total", "counter", "Clients closed for malformed input.", d(t.protocol_errors));
     metric("output_buffer_disconnects_total", "counter", "Clients closed at --client-output-buffer-limit.", d(t.output_limit));
     metric("idle_disconnects_total", "counter", "Clients closed by --timeout.", d(t.idle));

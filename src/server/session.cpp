@@ -266,9 +266,22 @@ asio::awaitable<void> session::run() {
     shared().connected_clients().fetch_sub(1, std::memory_order_relaxed);
 }
 
+// New requests arrived: the cache must be caught up with (or a barrier passed) again before a hit.
+void session::note_bytes_read() {
+    now_ = steady_ms();
+    batch_start_ = steady_clock::now();
+    caught_up_checked_ = false;
+    barrier_passed_ = false;
+}
+
 asio::awaitable<bool> session::serve_requests() {
     for (;;) {
         const outcome o = process_input();
+        if (o == outcome::read_barrier) {
+            start_write();  // what is answered already need not wait for the barrier
+            co_await pass_read_barrier();
+            continue;
+        }
         co_await wait_for_replies();
         maybe_release_pinned();
         start_write();
@@ -308,9 +321,7 @@ bool session::read_available() {
     const std::size_t n = socket_.read_some(asio::buffer(space, avail), ec);
     if (ec || n == 0) return false;
     in_.commit(n);
-    now_ = steady_ms();
-    batch_start_ = steady_clock::now();
-    caught_up_checked_ = false;
+    note_bytes_read();
     return true;
 }
 
@@ -352,9 +363,7 @@ asio::awaitable<bool> session::read_more() {
         co_return false;
     }
     in_.commit(n);
-    now_ = steady_ms();
-    batch_start_ = steady_clock::now();
-    caught_up_checked_ = false;
+    note_bytes_read();
     co_return true;
 }
 
@@ -377,7 +386,10 @@ asio::awaitable<void> session::wait_for_replies() {
             char* space = in_.prepare(kReadSize, avail);
             n = socket_.read_some(asio::buffer(space, avail), ec);
             if (ec == asio::error::would_block) continue;
-            if (!ec) in_.commit(n);
+            if (!ec) {
+                in_.commit(n);
+                note_bytes_read();
+            }
         }
         if (ec || in_.size() > query_buffer_limit()) {
             client_gone_ = true;
@@ -440,6 +452,32 @@ asio::awaitable<void> session::wait_for_write() {
     }
 }
 
+// --consistency strict: waits until a PING sent on the invalidation channel after the requests buffered
+// now arrived has been answered, so every invalidation of a write acknowledged before them is applied.
+// If the channel is down, hits are refused until the next read (GETs go to Redis).
+asio::awaitable<void> session::pass_read_barrier() {
+    barrier_answered_ = false;
+    auto& io = owner_.io();
+    shared().tracking().await_barrier([weak = weak_from_this(), &io](bool ok) {
+        asio::post(io, [weak, ok] {
+            if (auto s = weak.lock()) {
+                s->barrier_ok_ = ok;
+                s->barrier_answered_ = true;
+                s->wake();
+            }
+        });
+    });
+    // Always ends: the barrier answers, or the channel is declared lost (PING timeout at worst), which
+    // fails it.
+    while (!barrier_answered_) {
+        wake_.expires_at(steady_clock::time_point::max());
+        co_await wake_.async_wait(use_tuple);
+    }
+    barrier_passed_ = true;
+    caught_up_checked_ = true;
+    caught_up_ = barrier_ok_;
+}
+
 asio::awaitable<void> session::flush_all() {
     start_write();
     co_await wait_for_write();
@@ -492,10 +530,10 @@ session::outcome session::process_input() {
         skip_this_ = reply_off_ || reply_skip_next_;
         reply_skip_next_ = false;
         const step st = dispatch(args);
-        if (st == step::wait_before) {
-            // Not dispatched: it runs once what is in flight has completed.
+        if (st == step::wait_before || st == step::wait_read_barrier) {
+            // Not dispatched: it runs once what is in flight has completed, or the barrier has passed.
             reply_skip_next_ = skip_next;
-            return outcome::barrier;
+            return st == step::wait_before ? outcome::barrier : outcome::read_barrier;
         }
         // `args` and `raw_` point into in_: consume only now, when nothing will read them any more.
         info_->note_command(args[0]);
@@ -527,6 +565,10 @@ session::step session::dispatch(command::args_view args) {
         }
         if ((row->flags & command::local_wait_before) && pending_ > 0) return step::wait_before;
         row->fn(*this, args);
+        if (barrier_wanted_) {
+            barrier_wanted_ = false;
+            return step::wait_read_barrier;
+        }
         return (row->flags & command::local_wait_after) ? step::wait_after : step::proceed;
     }
     const command::catalog* cat = catalog();
@@ -810,6 +852,11 @@ void session::get(command::args_view args) {
     const bool cacheable = cache.enabled() && !cache_bypassed(k);
     bool may_hit = cacheable;
     if (cacheable && shared().tracking_wanted()) {
+        if (!barrier_passed_ && shared().strict_reads()) {
+            // Not served yet: dispatch() stops here and this GET runs again once a barrier has passed.
+            barrier_wanted_ = true;
+            return;
+        }
         if (!caught_up_checked_) {
             caught_up_ = shared().tracking().catch_up();
             caught_up_checked_ = true;
@@ -1224,7 +1271,7 @@ asio::awaitable<void> session::run_tunnel() {
             if (ec == asio::error::would_block) continue;
             if (!ec) {
                 in_.commit(n);
-                now_ = steady_ms();
+                note_bytes_read();
                 tunnel_process();
                 continue;
             }

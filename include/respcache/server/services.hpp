@@ -87,6 +87,7 @@ struct tracking_state {
     std::atomic<bool> unsupported{false};   // the backend has no client tracking: TTL only
     std::atomic<std::uint64_t> invalidations{0};  // invalidation messages received
     std::atomic<std::uint64_t> losses{0};         // times the channel was lost (and the cache flushed)
+    std::atomic<std::uint64_t> barriers{0};       // read barriers passed (--consistency strict)
     // Catching up with the channel from any thread. The listener publishes its socket and how to read
     // it; `read_mutex` serializes every read of it (the listener's and the io threads').
     std::mutex read_mutex;
@@ -100,6 +101,27 @@ struct tracking_state {
     // with the write's reply, so a request sent after a write was acknowledged finds that write's
     // invalidation here and it is applied before the request is served.
     bool catch_up();
+
+    // Read barriers (--consistency strict). Redis queues a write's invalidation on the channel while it
+    // runs the write, so a PING sent on the channel after a request arrived is answered after every
+    // invalidation of every write acknowledged before that request: once its PONG is read, those are
+    // applied. One barrier PING is in flight at a time; requests that arrive meanwhile share the next.
+    // `done(true)` once passed, `done(false)` if the channel is not live or is lost first; called on
+    // whichever thread reads the channel (or the caller's), never under a lock of this object.
+    void await_barrier(std::function<void(bool)> done);
+    // The reply to barrier `seq` was read, after everything before it on the channel was applied.
+    void barrier_answered(std::uint64_t seq);
+    // The channel was lost: every waiting barrier fails. Called after `live` went false.
+    void barriers_failed();
+    // Sends PING for barrier `seq` on the channel; set once by the listener before it goes live.
+    std::function<void(std::uint64_t)> send_barrier;
+
+private:
+    std::mutex barrier_mu_;
+    std::uint64_t barrier_seq_ = 0;       // GUARDED_BY(barrier_mu_): the last barrier sent
+    bool barrier_in_flight_ = false;      // GUARDED_BY(barrier_mu_)
+    std::vector<std::function<void(bool)>> riding_;  // GUARDED_BY(barrier_mu_): arrived before it was sent
+    std::vector<std::function<void(bool)>> next_;    // GUARDED_BY(barrier_mu_): arrived after: the next one
 };
 
 // The settings that SIGHUP may change while running; everything else is fixed at start-up.
@@ -149,6 +171,8 @@ public:
     bool fill_allowed(std::uint64_t connection_epoch) const noexcept;
     // Whether cache-filling reads must carry CLIENT TRACKING / CLIENT CACHING.
     bool tracking_wanted() const noexcept;
+    // Whether hits wait for a read barrier first (--consistency strict, with tracking in use).
+    bool strict_reads() const noexcept { return cfg_.consistency == consistency_mode::strict && tracking_wanted(); }
 
     // The backend's command table. Each thread keeps its own copy and refreshes it when the version moves.
     void publish_catalog(std::shared_ptr<const command::catalog> c);

@@ -107,12 +107,13 @@ public:
 private:
     struct slot;
     // Why process_input stopped.
-    enum class outcome { need_more, barrier, flush, close, tunnel };
+    enum class outcome { need_more, barrier, read_barrier, flush, close, tunnel };
     // What dispatch did with one command.
     enum class step {
         proceed,      // dispatched; the next command may follow at once
         wait_before,  // not dispatched: it needs every reply in flight first
         wait_after,   // dispatched; the next one waits for its reply
+        wait_read_barrier,  // not dispatched: a hit needs a read barrier first (--consistency strict)
     };
     enum class drain_action { none, leave, quit, reset };
 
@@ -124,6 +125,8 @@ private:
     std::size_t output_limit() const noexcept;
     asio::awaitable<void> wait_for_write();
     asio::awaitable<void> flush_all();
+    asio::awaitable<void> pass_read_barrier();
+    void note_bytes_read();
     asio::awaitable<bool> read_more();
     bool read_available();
     asio::awaitable<void> run_tunnel();
@@ -179,6 +182,10 @@ private:
     std::chrono::steady_clock::time_point batch_start_;  // when the current batch was read
     bool caught_up_checked_ = false;  // tracking_state::catch_up() was asked since the last read
     bool caught_up_ = false;          // and its answer
+    bool barrier_passed_ = false;     // a read barrier was passed since the last read (--consistency strict)
+    bool barrier_wanted_ = false;     // the GET being dispatched asked for one
+    bool barrier_answered_ = false;   // the barrier being waited for has answered
+    bool barrier_ok_ = false;         // and passed (false: the channel was down)
 
     // Ordered replies.
     std::deque<std::unique_ptr<slot>> queue_;          // replies in request order, owned here
