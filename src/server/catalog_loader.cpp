@@ -72,7 +72,12 @@ void catalog_loader::on_reply(std::size_t index, std::string_view bytes) {
             if (!next_.tracking_supported && services_.startup_config().invalidation == invalidation_mode::tracking &&
                 !warned_no_tracking_) {
                 warned_no_tracking_ = true;
-                log::warn("the backend has no client tracking (Redis older than 6.0): falling back to TTL-only "
+                if (services_.startup_config().consistency == consistency_mode::strict)
+                    log::warn("the backend has no client tracking (Redis older than 6.0): --consistency strict cannot "
+                              "be kept, so GETs are not cached (every GET goes to the backend)",
+                              {{"backend_version", next_.version}});
+                else
+                    log::warn("the backend has no client tracking (Redis older than 6.0): falling back to TTL-only "
                           "invalidation; values written behind the proxy are served until their TTL",
                           {{"backend_version", next_.version}});
             }

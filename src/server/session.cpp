@@ -280,6 +280,10 @@ asio::awaitable<bool> session::serve_requests() {
         if (o == outcome::read_barrier) {
             start_write();  // what is answered already need not wait for the barrier
             co_await pass_read_barrier();
+            if (closing_ || client_gone_) {  // killed, or gone, while waiting: dispatch nothing more
+                co_await flush_all();
+                co_return false;
+            }
             continue;
         }
         co_await wait_for_replies();
@@ -468,8 +472,8 @@ asio::awaitable<void> session::pass_read_barrier() {
         });
     });
     // Always ends: the barrier answers, or the channel is declared lost (PING timeout at worst), which
-    // fails it.
-    while (!barrier_answered_) {
+    // fails it; or the client is closed meanwhile (the answer then finds nobody waiting).
+    while (!barrier_answered_ && !closing_ && !client_gone_) {
         wake_.expires_at(steady_clock::time_point::max());
         co_await wake_.async_wait(use_tuple);
     }
@@ -849,7 +853,7 @@ void session::get(command::args_view args) {
     auto& cache = shared().cache();
     auto& stats = owner_.stats();
     const cache::key k = cache::make_key(db_, args[1]);
-    const bool cacheable = cache.enabled() && !cache_bypassed(k);
+    const bool cacheable = cache.enabled() && !cache_bypassed(k) && !shared().cache_refused();
     bool may_hit = cacheable;
     if (cacheable && shared().tracking_wanted()) {
         if (!barrier_passed_ && shared().strict_reads()) {

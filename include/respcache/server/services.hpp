@@ -107,7 +107,8 @@ struct tracking_state {
     // invalidation of every write acknowledged before that request: once its PONG is read, those are
     // applied. One barrier PING is in flight at a time; requests that arrive meanwhile share the next.
     // `done(true)` once passed, `done(false)` if the channel is not live or is lost first; called on
-    // whichever thread reads the channel (or the caller's), never under a lock of this object.
+    // whichever thread reads the channel (possibly under read_mutex) or on the caller's, never under
+    // barrier_mu_: it must only post.
     void await_barrier(std::function<void(bool)> done);
     // The reply to barrier `seq` was read, after everything before it on the channel was applied.
     void barrier_answered(std::uint64_t seq);
@@ -173,6 +174,11 @@ public:
     bool tracking_wanted() const noexcept;
     // Whether hits wait for a read barrier first (--consistency strict, with tracking in use).
     bool strict_reads() const noexcept { return cfg_.consistency == consistency_mode::strict && tracking_wanted(); }
+    // --consistency strict against a backend without client tracking: the promise cannot be kept, so
+    // nothing is served from the cache (every GET goes to the backend).
+    bool cache_refused() const noexcept {
+        return cfg_.consistency == consistency_mode::strict && tracking_.unsupported.load(std::memory_order_relaxed);
+    }
 
     // The backend's command table. Each thread keeps its own copy and refreshes it when the version moves.
     void publish_catalog(std::shared_ptr<const command::catalog> c);
