@@ -11,6 +11,8 @@ REDIS_PORT ?= 6379
 ARGS ?=
 # pytest selection for the end-to-end suite, e.g. make e2e E2E_ARGS="-k pipelin".
 E2E_ARGS ?=
+# Options for bench/run.py, e.g. make bench BENCH_ARGS="--rounds 5" or BENCH_ARGS="--only set,get_hits".
+BENCH_ARGS ?=
 
 DEBIAN_PACKAGES := build-essential cmake pkg-config libboost1.81-dev libboost-program-options1.81-dev \
 	libhiredis-dev libspdlog-dev catch2 redis-server redis-tools python3-redis python3-pytest \
@@ -74,7 +76,7 @@ run: deps build
 	exec $(BUILD)/respcache --port $(PORT) $(if $(RESPCACHE_BACKEND),,--backend redis://127.0.0.1:$(REDIS_PORT)) $(ARGS)
 
 bench: deps build
-	$(PYTHON) bench/run.py --bin $(abspath $(BUILD))/respcache
+	$(PYTHON) bench/run.py --bin $(abspath $(BUILD))/respcache $(BENCH_ARGS)
 
 microbench: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DRESPCACHE_MICROBENCH=ON

@@ -510,6 +510,16 @@ def scenarios() -> List[Scenario]:
 EXTRA = ["staleness", "memory"]
 
 
+def cpu_seconds(pid: int) -> Optional[float]:
+    """User + system CPU time used so far by process `pid` (all its threads), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def median(xs: Sequence[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
@@ -723,6 +733,8 @@ class Bench:
                 if sc.warm and t.kind == "respcache":
                     run["warm"] = self.warm(p)
                 before = self.snapshot(t, p.port)
+                redis_pid = self.instance("redis").pid
+                cpu_before = (cpu_seconds(p.pid), cpu_seconds(redis_pid))
                 if sc.mode == "mix":
                     get_cmd = ["-n", str(n_get), *sc.args]
                     set_cmd = ["-n", str(n_set), *sc.set_args]
@@ -747,6 +759,14 @@ class Bench:
                     args = ["-n", str(n), *sc.args]
                     run.update(rb_run(p.port, args, sc.test, timeout))
                     run["argv"] = rb_argv(p.port, args)
+                    total = n
+                # CPU time per request of the target's process and of Redis behind it (the same process
+                # for Redis direct): what a request costs, which the throughput of 3 busy processes on
+                # shared cores hides. Clock-tick resolution (10 ms) over runs of about 2 s of CPU.
+                cpu_after = (cpu_seconds(p.pid), cpu_seconds(redis_pid))
+                if None not in cpu_before and None not in cpu_after and total > 0:
+                    run["cpu_us_per_request"] = round((cpu_after[0] - cpu_before[0]) * 1e6 / total, 2)
+                    run["redis_cpu_us_per_request"] = round((cpu_after[1] - cpu_before[1]) * 1e6 / total, 2)
                 if not p.alive():
                     self.warn(f"{p.name} died during {sc.name}: status {p.popen.returncode}: {p.log_tail()}")
                     run["problems"] = ["server died"]
@@ -763,6 +783,11 @@ class Bench:
         for label, tr in res["targets"].items():
             rps = [r["rps"] for r in tr["runs"]]
             tr.update({"median_rps": median(rps), "min_rps": min(rps), "max_rps": max(rps)})
+            cpus = [r["cpu_us_per_request"] for r in tr["runs"] if "cpu_us_per_request" in r]
+            redis_cpus = [r["redis_cpu_us_per_request"] for r in tr["runs"] if "redis_cpu_us_per_request" in r]
+            if cpus:
+                tr["median_cpu_us_per_request"] = median(cpus)
+                tr["median_redis_cpu_us_per_request"] = median(redis_cpus)
             if sc.mode == "latency":
                 for f in ("p50_ms", "p99_ms"):
                     xs = [r[f] for r in tr["runs"]]
@@ -1094,6 +1119,25 @@ def markdown(res: Dict) -> str:
                      f"clients); all requests done while the GET process ran, over its wall time. Share of "
                      f"SETs: {share}.")
         L.append("")
+        cpu_rows = [n for n in three_rows + (["latency"] if "latency" in sc else [])
+                    if all("median_cpu_us_per_request" in sc[n]["targets"][t] for t in (RESPCACHE, REDIS, TWEM))]
+        if cpu_rows:
+            L.append("CPU time per request, µs, median over rounds (lower is better): the proxy's own process "
+                     "(+ Redis behind it), from /proc/<pid>/stat around each run. Throughput on 2 shared cores "
+                     "is mostly who gets scheduled; this is what each request costs.")
+            L.append("")
+            L.append(f"| scenario | {RESPCACHE} (+ Redis) | {TWEM} (+ Redis) | {REDIS} | respcache / twemproxy |")
+            L.append("|---|---|---|---|---|")
+            for n in cpu_rows:
+                s = sc[n]
+                rc_, tw, rd = (s["targets"][t] for t in (RESPCACHE, TWEM, REDIS))
+                ratio = (rc_["median_cpu_us_per_request"] / tw["median_cpu_us_per_request"]
+                         if tw["median_cpu_us_per_request"] else float("nan"))
+                L.append(f"| {s['title']} | {rc_['median_cpu_us_per_request']:.1f} "
+                         f"(+ {rc_['median_redis_cpu_us_per_request']:.1f}) | {tw['median_cpu_us_per_request']:.1f} "
+                         f"(+ {tw['median_redis_cpu_us_per_request']:.1f}) | {rd['median_cpu_us_per_request']:.1f} | "
+                         f"{ratio:.2f}x |")
+            L.append("")
     for n, label in (("scaling", "Scaling"), ("tracking", "Invalidation")):
         if n in sc:
             s = sc[n]
