@@ -17,14 +17,13 @@
 #include "respcache/cache/clock.hpp"
 #include "respcache/cache/lru_cache.hpp"
 #include "respcache/cache/reaper.hpp"
-#include "respcache/config.hpp"
-#include "respcache/log.hpp"
+#include "respcache/coherence/invalidation_listener.hpp"
+#include "respcache/config/config.hpp"
+#include "respcache/util/log.hpp"
 #include "respcache/server/catalog_loader.hpp"
-#include "respcache/server/invalidation_listener.hpp"
 #include "respcache/server/listener.hpp"
 #include "respcache/server/metrics_server.hpp"
 #include "respcache/server/services.hpp"
-#include "respcache/server/session.hpp"
 #include "respcache/server/worker.hpp"
 
 namespace asio = boost::asio;
@@ -39,7 +38,7 @@ std::string mode_name(invalidation_mode m) { return m == invalidation_mode::trac
 class shutdown_sequence {
 public:
     shutdown_sequence(std::vector<std::unique_ptr<server::worker>>& workers, server::services& svc,
-                      server::listener& l, server::catalog_loader& loader, server::invalidation_listener* inval,
+                      server::listener& l, server::catalog_loader& loader, coherence::invalidation_listener* inval,
                       std::vector<asio::executor_work_guard<asio::io_context::executor_type>>& guards)
         : workers_(workers), svc_(svc), listener_(l), loader_(loader), inval_(inval), guards_(guards),
           timer_(workers[0]->io()) {}
@@ -92,7 +91,7 @@ private:
     server::services& svc_;
     server::listener& listener_;
     server::catalog_loader& loader_;
-    server::invalidation_listener* inval_;
+    coherence::invalidation_listener* inval_;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>>& guards_;
     asio::steady_timer timer_;
     std::chrono::steady_clock::time_point deadline_;
@@ -130,103 +129,103 @@ void reload(const std::vector<std::string>& args, const config& startup, server:
     }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    std::vector<std::string> args(argv + 1, argv + argc);
-    config_outcome outcome = load_config(args, process_environment());
+// Prints what load_config asked to print instead of running: a usage error on stderr, or the help or
+// version text on stdout. The process's exit status.
+int exit_without_running(const config_outcome& outcome) {
     if (outcome.what == config_outcome::action::exit_usage_error) {
         std::cerr << outcome.message << "\n";
         return 2;
     }
-    if (outcome.what == config_outcome::action::exit_success) {
-        std::cout << outcome.message;
-        return 0;
-    }
-    const config cfg = outcome.cfg;
-    log::init(cfg.log_fmt, cfg.log_level);
-    std::signal(SIGPIPE, SIG_IGN);
+    std::cout << outcome.message;
+    return 0;
+}
 
-    cache::steady_clock clock;
-    cache::lru_cache cache({cfg.capacity, cfg.max_memory, cfg.ttl.count()}, cfg.cache_shards, clock);
-    cache::reaper reaper(cache, cfg.reaper_interval);
-    server::services svc(cfg, cache);
-
+backend::connection_options backend_options_for(const config& cfg) {
     backend::connection_options backend_options;
     backend_options.address = cfg.backend;
     backend_options.connect_timeout = cfg.connect_timeout;
     backend_options.request_timeout = cfg.request_timeout;
+    return backend_options;
+}
 
+std::vector<std::unique_ptr<server::worker>> make_workers(server::services& svc, unsigned threads,
+                                                          const backend::connection_options& backend_options) {
     std::vector<std::unique_ptr<server::worker>> workers;
-    std::vector<server::worker*> worker_ptrs;
-    for (unsigned i = 0; i < cfg.threads; ++i) {
-        workers.push_back(std::make_unique<server::worker>(svc, i, backend_options));
-        worker_ptrs.push_back(workers.back().get());
-    }
+    for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<server::worker>(svc, i, backend_options));
+    return workers;
+}
+
+// A work guard per worker, so that each io thread runs until shutdown releases it.
+std::vector<asio::executor_work_guard<asio::io_context::executor_type>> hold_work(
+    std::vector<std::unique_ptr<server::worker>>& workers) {
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     for (auto& w : workers) guards.push_back(asio::make_work_guard(w->io()));
+    return guards;
+}
 
-    asio::io_context& main_io = workers[0]->io();
-    std::optional<server::listener> listener;
+// Binds the client port into `listener`, handing accepted clients to `workers`; false (logged) if it cannot.
+bool open_listener(std::optional<server::listener>& listener, asio::io_context& io, const config& cfg,
+                   std::vector<std::unique_ptr<server::worker>>& workers, server::services& svc) {
+    std::vector<server::worker*> worker_ptrs;
+    for (auto& w : workers) worker_ptrs.push_back(w.get());
     try {
-        listener.emplace(main_io.get_executor(), asio::ip::tcp::endpoint(asio::ip::make_address(cfg.bind), cfg.port),
+        listener.emplace(io.get_executor(), asio::ip::tcp::endpoint(asio::ip::make_address(cfg.bind), cfg.port),
                          worker_ptrs, svc);
     } catch (const std::exception& e) {
         log::error("cannot listen", {{"bind", cfg.bind}, {"port", cfg.port}, {"error", e.what()}});
-        return 1;
+        return false;
     }
+    return true;
+}
 
-    server::catalog_loader loader(main_io.get_executor(), backend_options, svc);
-    workers[0]->set_catalog_loader(&loader);
-    svc.set_catalog_refresher([&main_io, &loader] { asio::post(main_io, [&loader] { loader.refresh(); }); });
-    // The invalidation listener has a thread of its own, so that an invalidation is applied the moment it
-    // arrives rather than when an io thread is done with its clients.
-    asio::io_context inval_io(1);
-    auto inval_guard = asio::make_work_guard(inval_io);
-    std::unique_ptr<server::invalidation_listener> inval;
-    if (cfg.invalidation == invalidation_mode::tracking)
-        inval = std::make_unique<server::invalidation_listener>(inval_io.get_executor(), backend_options, svc,
-                                                                std::chrono::milliseconds(1000), cfg.request_timeout);
-
-    std::optional<server::metrics_server> metrics;
-    if (cfg.metrics_port != 0) {
-        try {
-            metrics.emplace(main_io.get_executor(),
-                            asio::ip::tcp::endpoint(asio::ip::make_address(cfg.bind), cfg.metrics_port), svc);
-        } catch (const std::exception& e) {
-            log::error("cannot serve metrics", {{"bind", cfg.bind}, {"port", cfg.metrics_port}, {"error", e.what()}});
-            return 1;
-        }
+// With --metrics-port, binds it into `metrics`; false (logged) if it cannot.
+bool open_metrics(std::optional<server::metrics_server>& metrics, asio::io_context& io, const config& cfg,
+                  server::services& svc) {
+    if (cfg.metrics_port == 0) return true;
+    try {
+        metrics.emplace(io.get_executor(), asio::ip::tcp::endpoint(asio::ip::make_address(cfg.bind), cfg.metrics_port),
+                        svc);
+    } catch (const std::exception& e) {
+        log::error("cannot serve metrics", {{"bind", cfg.bind}, {"port", cfg.metrics_port}, {"error", e.what()}});
+        return false;
     }
+    return true;
+}
 
-    shutdown_sequence shutdown(workers, svc, *listener, loader, inval.get(), guards);
-    asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);
-    std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
-        if (ec) return;
-        if (sig == SIGHUP) {
-            reload(args, cfg, svc, reaper, workers);
-            signals.async_wait(on_signal);
-            return;
-        }
-        if (metrics) metrics->stop();
-        shutdown.begin(sig == SIGINT ? "SIGINT" : "SIGTERM");
-    };
-    signals.async_wait(on_signal);
+// The invalidation listener of --invalidation tracking, on `io`; null with --invalidation ttl.
+std::unique_ptr<coherence::invalidation_listener> make_invalidation_listener(
+    const config& cfg, asio::io_context& io, const backend::connection_options& backend_options,
+    server::services& svc) {
+    if (cfg.invalidation != invalidation_mode::tracking) return nullptr;
+    return std::make_unique<coherence::invalidation_listener>(
+        io.get_executor(), backend_options, svc.coherence(),
+        coherence::invalidation_listener::timing{std::chrono::milliseconds(1000), cfg.request_timeout});
+}
 
+// Queues the start of the backend connections, the invalidation listener, the catalog loader, the
+// metrics server and the listener; each starts when its io thread runs.
+void start_services(std::vector<std::unique_ptr<server::worker>>& workers, coherence::invalidation_listener* inval,
+                    asio::io_context& inval_io, server::catalog_loader& loader,
+                    std::optional<server::metrics_server>& metrics, server::listener& listener) {
     for (auto& w : workers) asio::post(w->io(), [wp = w.get()] { wp->start_backend(); });
-    if (inval) asio::post(inval_io, [&] { inval->start(); });
-    asio::post(main_io, [&] {
+    if (inval) asio::post(inval_io, [inval] { inval->start(); });
+    asio::post(workers[0]->io(), [&loader, &metrics, &listener] {
         loader.start();
         if (metrics) metrics->start();
-        listener->start();
+        listener.start();
     });
+}
 
-    const auto bound = listener->local_endpoint();
+void warn_if_exposed(const config& cfg) {
     if (!cfg.bind.starts_with("127.") && cfg.bind != "::1" && cfg.requirepass.empty())
         log::warn("listening on a non-loopback address without --requirepass: anyone who can reach this port can "
                   "read and write the backend through respcache; set --requirepass (or --requirepass-file), or bind "
                   "to 127.0.0.1",
                   {{"bind", cfg.bind}});
+}
+
+void log_started(const config& cfg, const asio::ip::tcp::endpoint& bound, const cache::lru_cache& cache,
+                 const std::optional<server::metrics_server>& metrics) {
     log::info("respcache started",
               {{"version", RESPCACHE_VERSION},
                {"bind", cfg.bind},
@@ -253,11 +252,17 @@ int main(int argc, char** argv) {
                {"metrics_port", metrics ? metrics->local_endpoint().port() : 0},
                {"log_format", cfg.log_fmt == log_format::json ? "json" : "text"},
                {"config_file", cfg.config_file}});
+}
 
+// Runs the io threads (the first on this thread) and the invalidation thread until shutdown stops the
+// io threads, then closes the invalidation listener and waits for its thread.
+void run_until_stopped(std::vector<std::unique_ptr<server::worker>>& workers, asio::io_context& inval_io,
+                       asio::executor_work_guard<asio::io_context::executor_type>& inval_guard,
+                       coherence::invalidation_listener* inval) {
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < workers.size(); ++i) threads.emplace_back([w = workers[i].get()] { w->io().run(); });
     std::thread inval_thread([&inval_io] { inval_io.run(); });
-    main_io.run();
+    workers[0]->io().run();
     for (auto& t : threads) t.join();
     asio::post(inval_io, [&] {
         if (inval) inval->close();
@@ -265,6 +270,62 @@ int main(int argc, char** argv) {
         inval_io.stop();
     });
     inval_thread.join();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    config_outcome outcome = load_config(args, process_environment());
+    if (outcome.what != config_outcome::action::run) return exit_without_running(outcome);
+    const config cfg = outcome.cfg;
+    log::init(cfg.log_fmt, cfg.log_level);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    cache::steady_clock clock;
+    cache::lru_cache cache({cfg.capacity, cfg.max_memory, cfg.ttl.count()}, cfg.cache_shards, clock);
+    cache::reaper reaper(cache, cfg.reaper_interval);
+    server::services svc(cfg, cache);
+    const backend::connection_options backend_options = backend_options_for(cfg);
+
+    std::vector<std::unique_ptr<server::worker>> workers = make_workers(svc, cfg.threads, backend_options);
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards = hold_work(workers);
+
+    asio::io_context& main_io = workers[0]->io();
+    std::optional<server::listener> listener;
+    if (!open_listener(listener, main_io, cfg, workers, svc)) return 1;
+
+    server::catalog_loader loader(main_io.get_executor(), backend_options, svc);
+    svc.set_catalog_refresher([&main_io, &loader] { asio::post(main_io, [&loader] { loader.refresh(); }); });
+    // The invalidation listener has a thread of its own, so that an invalidation is applied the moment it
+    // arrives rather than when an io thread is done with its clients.
+    asio::io_context inval_io(1);
+    auto inval_guard = asio::make_work_guard(inval_io);
+    std::unique_ptr<coherence::invalidation_listener> inval =
+        make_invalidation_listener(cfg, inval_io, backend_options, svc);
+
+    std::optional<server::metrics_server> metrics;
+    if (!open_metrics(metrics, main_io, cfg, svc)) return 1;
+
+    shutdown_sequence shutdown(workers, svc, *listener, loader, inval.get(), guards);
+    asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);
+    std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+            reload(args, cfg, svc, reaper, workers);
+            signals.async_wait(on_signal);
+            return;
+        }
+        if (metrics) metrics->stop();
+        shutdown.begin(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    };
+    signals.async_wait(on_signal);
+
+    start_services(workers, inval.get(), inval_io, loader, metrics, *listener);
+    const auto bound = listener->local_endpoint();
+    warn_if_exposed(cfg);
+    log_started(cfg, bound, cache, metrics);
+    run_until_stopped(workers, inval_io, inval_guard, inval.get());
     reaper.stop();
     log::info("respcache stopped");
     return 0;

@@ -1,4 +1,4 @@
-#include "respcache/config.hpp"
+#include "respcache/config/config.hpp"
 
 #include <catch2/catch.hpp>
 

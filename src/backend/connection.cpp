@@ -1,32 +1,23 @@
 #include "respcache/backend/connection.hpp"
 
-#include <sys/socket.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <tuple>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
-#include "respcache/resp/parser.hpp"
+#include "respcache/net/tcp_stream.hpp"
 #include "respcache/resp/writer.hpp"
+#include "respcache/util/ascii.hpp"
 
 namespace respcache::backend {
 
 using steady = std::chrono::steady_clock;
-using asio::ip::tcp;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-std::string unavailable(std::string_view detail) { return "backend unavailable: " + std::string(detail); }
 
 namespace {
 constexpr milliseconds kFirstBackoff{50};
@@ -36,6 +27,10 @@ constexpr std::size_t kKeptWriteBytes = 1024 * 1024;
 
 milliseconds watchdog_tick(milliseconds timeout) {
     return std::clamp(timeout / 4, milliseconds(5), milliseconds(250));
+}
+
+std::unique_ptr<net::stream> make_stream(const connection_options& o, asio::any_io_executor ex) {
+    return o.make_stream ? o.make_stream(ex) : net::make_tcp_stream(ex);
 }
 }  // namespace
 
@@ -59,10 +54,10 @@ public:
         }
         if (s == step::client_id && bytes.size() > 3 && bytes[0] == ':') {
             std::int64_t id = 0;
-            if (resp::detail::parse_int64(bytes.substr(1, bytes.size() - 3), id)) owner_.backend_id_ = id;
+            if (util::parse_int64(bytes.substr(1, bytes.size() - 3), id)) owner_.backend_id_ = id;
         }
         if (index + 1 == steps_.size()) {
-            owner_.state_ = connection_state::ready;
+            owner_.state_ = link_state::ready;
             if (owner_.on_ready_) owner_.on_ready_();
         }
     }
@@ -90,12 +85,12 @@ private:
 connection::connection(asio::any_io_executor ex, connection_options options)
     : ex_(ex),
       options_(std::move(options)),
-      socket_(ex),
+      stream_(make_stream(options_, ex)),
       watchdog_(ex),
       backoff_timer_(ex),
       writing_(std::make_shared<std::string>()),
       in_(kReadSize),
-      framer_(options_.limits),
+      matcher_(options_.limits),
       db_(options_.address.db),
       handshake_(std::make_unique<handshake>(*this)),
       select_check_(std::make_unique<select_check>(*this)),
@@ -110,7 +105,8 @@ void connection::start() {
 void connection::close() {
     if (closed_) return;
     closed_ = true;
-    state_ = connection_state::closed;
+    stop_delivery_ = true;
+    state_ = link_state::closed;
     end_socket();
     backoff_timer_.cancel();
     fail_all(unavailable("connection closed"));
@@ -121,16 +117,11 @@ void connection::send(std::string_view bytes, std::uint32_t replies, request* r)
 }
 
 void connection::send(std::string_view bytes, std::uint32_t replies, request* r, milliseconds timeout) {
-    if (closed_ || state_ == connection_state::down) {
+    if (closed_ || state_ == link_state::down) {
         if (r != nullptr) r->on_error(unavailable(closed_ ? std::string("connection closed") : last_error_));
         return;
     }
-    if (sink_ == nullptr) {
-        // In stream mode replies are not matched to requests, so nothing is queued to wait for them.
-        const auto now = steady::now();
-        if (pending_.empty()) last_progress_ = now;
-        pending_.push_back({r, replies, 0, now, timeout});
-    }
+    matcher_.expect(r, replies, timeout, steady::now());
     out_.append(bytes);
     schedule_flush();
 }
@@ -151,7 +142,7 @@ void connection::select(std::uint32_t db) {
 void connection::schedule_flush() {
     if (flush_posted_ || write_in_progress_ || !connected_) return;
     flush_posted_ = true;
-    // Posted, so that the requests of every session served in this turn of the event loop leave in one write.
+    // Posted, so that the requests of every client served in this turn of the event loop leave in one write.
     asio::post(ex_, [self = shared_from_this()] {
         self->flush_posted_ = false;
         self->flush();
@@ -162,26 +153,26 @@ void connection::flush() {
     if (write_in_progress_ || out_.empty() || !connected_) return;
     write_in_progress_ = true;
     writing_->swap(out_);
-    asio::async_write(socket_, asio::buffer(*writing_),
-                      [self = shared_from_this(), buf = writing_, gen = generation_](boost::system::error_code ec, std::size_t) {
-                          if (gen != self->generation_) return;  // the socket this was for is gone
-                          self->write_in_progress_ = false;
-                          buf->clear();
-                          if (buf->capacity() > kKeptWriteBytes) buf->shrink_to_fit();  // after a huge request
-                          if (ec) {
-                              self->drop_socket("write failed: " + ec.message());
-                              return;
-                          }
-                          self->flush();
-                      });
+    stream_->async_write_all(
+        asio::buffer(*writing_),
+        [self = shared_from_this(), buf = writing_, gen = generation_](net::error_code ec, std::size_t) {
+            if (gen != self->generation_) return;  // the socket this was for is gone
+            self->write_in_progress_ = false;
+            buf->clear();
+            if (buf->capacity() > kKeptWriteBytes) buf->shrink_to_fit();  // after a huge request
+            if (ec) {
+                self->drop_socket("write failed: " + ec.message());
+                return;
+            }
+            self->flush();
+        });
 }
 
 void connection::end_socket() {
     if (connected_) notify_closing();
     connected_ = false;
     ++generation_;  // completions still on their way for this socket are ignored
-    boost::system::error_code ignored;
-    socket_.close(ignored);
+    stream_->close();
     watchdog_.cancel();
 }
 
@@ -194,58 +185,30 @@ void connection::notify_closing() {
 void connection::drop_socket(std::string reason) {
     if (!connected_) return;
     if (drop_reason_.empty()) drop_reason_ = std::move(reason);
+    stop_delivery_ = true;
     // Called while delivering under the read mutex (a refused log-in on the invalidation channel): the
     // owner of that mutex must not be called back now; the read loop ends the socket once it unlocks.
     if (holding_read_mutex_) return;
     notify_closing();
-    boost::system::error_code ignored;
-    socket_.cancel(ignored);
-    socket_.close(ignored);
+    stream_->cancel();
+    stream_->close();
 }
 
 void connection::arm_watchdog() {
     watchdog_.expires_after(watchdog_tick(options_.request_timeout));
-    watchdog_.async_wait([self = shared_from_this(), gen = generation_](boost::system::error_code ec) {
+    watchdog_.async_wait([self = shared_from_this(), gen = generation_](net::error_code ec) {
         if (ec || gen != self->generation_ || !self->connected_) return;
-        if (!self->pending_.empty()) {
-            const pending& front = self->pending_.front();
-            if (front.timeout != milliseconds::max()) {
-                const auto since = std::max(front.sent, self->last_progress_);
-                if (steady::now() - since > front.timeout) {
-                    self->drop_socket("no reply within " + std::to_string(front.timeout.count()) + "ms");
-                    return;
-                }
-            }
+        if (auto overdue = self->matcher_.overdue(steady::now())) {
+            self->drop_socket("no reply within " + std::to_string(overdue->count()) + "ms");
+            return;
         }
         self->arm_watchdog();
     });
 }
 
-void connection::deliver(std::string_view bytes) {
-    // Requests sent before stream mode began (the log-in, a SELECT) keep their replies; everything
-    // after goes to the sink.
-    if (pending_.empty() && sink_ != nullptr) {
-        sink_->on_stream_reply(bytes);
-        return;
-    }
-    if (pending_.empty()) {
-        drop_socket("a reply nobody asked for");
-        return;
-    }
-    pending& front = pending_.front();
-    request* target = front.target;
-    const std::size_t index = front.next_index++;
-    if (--front.remaining == 0) pending_.pop_front();
-    if (target != nullptr) target->on_reply(index, bytes);
-}
-
 void connection::fail_all(std::string_view reason) {
-    std::deque<pending> failed;
-    failed.swap(pending_);
     out_.clear();
-    for (auto& p : failed)
-        if (p.target != nullptr) p.target->on_error(reason);
-    if (sink_ != nullptr) sink_->on_stream_error(reason);
+    matcher_.fail_all(reason);
 }
 
 void connection::queue_handshake() {
@@ -273,121 +236,94 @@ void connection::queue_handshake() {
     const auto n = static_cast<std::uint32_t>(steps.size());
     handshake_->begin(std::move(steps));
     out_.insert(0, bytes);
-    const auto now = steady::now();
-    pending_.push_front({handshake_.get(), n, 0, now, options_.request_timeout});
-    last_progress_ = now;
+    matcher_.expect_first(handshake_.get(), n, options_.request_timeout, steady::now());
 }
 
 asio::awaitable<std::string> connection::connect_once() {
-    using namespace asio::experimental::awaitable_operators;
-    tcp::resolver resolver(ex_);
-    asio::steady_timer timer(ex_);
-    timer.expires_after(options_.connect_timeout);
-    const std::string timeout_text = "timed out connecting after " + std::to_string(options_.connect_timeout.count()) + "ms";
-    auto resolved = co_await (resolver.async_resolve(options_.address.host, std::to_string(options_.address.port), use_tuple) ||
-                              timer.async_wait(use_tuple));
-    if (resolved.index() == 1) co_return timeout_text;
-    auto [rec, endpoints] = std::get<0>(resolved);
-    if (rec) co_return "cannot resolve " + options_.address.host + ": " + rec.message();
-    tcp::socket sock(ex_);
-    auto connected = co_await (asio::async_connect(sock, endpoints, use_tuple) || timer.async_wait(use_tuple));
-    if (connected.index() == 1) co_return timeout_text;
-    auto [cec, endpoint] = std::get<0>(connected);
-    (void)endpoint;
-    if (cec) co_return cec.message();
-    boost::system::error_code ignored;
-    sock.set_option(tcp::no_delay(true), ignored);
-    sock.set_option(asio::socket_base::keep_alive(true), ignored);
-    if (closed_) co_return "connection closed";
-
-    socket_ = std::move(sock);
+    const auto& a = options_.address;
+    auto [error] = co_await stream_->async_connect(a.host, a.port, options_.connect_timeout, use_tuple);
+    if (closed_) {
+        stream_->close();
+        co_return "connection closed";
+    }
+    if (!error.empty()) co_return error;
     ++generation_;
     connected_ = true;
     closing_notified_ = false;
+    stop_delivery_ = false;
     drop_reason_.clear();
     if (write_in_progress_) writing_ = std::make_shared<std::string>();  // the old write keeps its buffer
     write_in_progress_ = false;
     in_.consume(in_.size());
-    framer_.reset();
+    matcher_.restart();
     backend_id_ = 0;
-    tracking_epoch = 0;
     queue_handshake();
     co_return std::string();
 }
 
-std::string connection::read_available(int fd) {
+std::string connection::read_available() {
     for (;;) {
         std::size_t avail = 0;
         char* space = in_.prepare(kReadSize, avail);
-        const ssize_t n = ::recv(fd, space, avail, MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return std::string();
-            if (errno == EINTR) continue;
-            return std::strerror(errno);
-        }
-        if (n == 0) return "connection closed by the backend";
-        in_.commit(static_cast<std::size_t>(n));
-        for (;;) {
-            const resp::frame_result fr = framer_.next(in_.readable());
-            if (fr.status == resp::frame_status::need_more) break;
-            if (fr.status == resp::frame_status::error) return "protocol error: " + framer_.error_text();
-            deliver(in_.readable().substr(0, fr.length));
-            in_.consume(fr.length);
-            if (holding_read_mutex_ && !drop_reason_.empty()) return drop_reason_;
-        }
-        if (static_cast<std::size_t>(n) < avail) return std::string();
+        net::error_code ec;
+        const std::size_t n = stream_->read_now(asio::buffer(space, avail), ec);
+        if (ec == asio::error::would_block) return std::string();
+        if (ec == asio::error::eof) return "connection closed by the backend";
+        if (ec) return ec.message();
+        in_.commit(n);
+        if (std::string error = matcher_.feed(in_, stop_delivery_); !error.empty()) return error;
+        if (holding_read_mutex_ && !drop_reason_.empty()) return drop_reason_;
+        if (n < avail) return std::string();
     }
 }
 
-bool connection::drain_now(int fd) {
-    holding_read_mutex_ = true;  // the caller holds it: nothing here may touch the socket object
+bool connection::drain_now() {
+    holding_read_mutex_ = true;  // the caller holds it: nothing here may touch the socket's state
     if (options_.draining != nullptr) options_.draining->store(true, std::memory_order_seq_cst);
-    const bool ok = read_available(fd).empty();
+    const bool ok = read_available().empty();
     if (options_.draining != nullptr) options_.draining->store(false, std::memory_order_seq_cst);
     holding_read_mutex_ = false;
     return ok;
 }
 
-asio::awaitable<std::string> connection::read_loop() {
+asio::awaitable<std::string> connection::read_by_readiness() {
     for (;;) {
-        if (options_.reads_via_wait) {
-            auto [ec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, use_tuple);
-            if (!drop_reason_.empty()) co_return drop_reason_;
-            if (closed_) co_return std::string("connection closed");
-            if (ec) co_return ec.message();
-            std::string error;
-            {
-                std::unique_lock<std::mutex> lock;
-                if (options_.read_mutex != nullptr) lock = std::unique_lock(*options_.read_mutex);
-                holding_read_mutex_ = true;
-                if (options_.draining != nullptr) options_.draining->store(true, std::memory_order_seq_cst);
-                error = read_available(static_cast<int>(socket_.native_handle()));
-                if (options_.draining != nullptr) options_.draining->store(false, std::memory_order_seq_cst);
-                in_.shrink();
-                holding_read_mutex_ = false;
-            }
-            last_progress_ = steady::now();
-            if (!error.empty()) co_return error;
-            if (closed_) co_return std::string("connection closed");
-            if (!drop_reason_.empty()) co_return drop_reason_;
-            continue;
+        auto [ec] = co_await stream_->async_wait_readable(use_tuple);
+        if (!drop_reason_.empty()) co_return drop_reason_;
+        if (closed_) co_return std::string("connection closed");
+        if (ec) co_return ec.message();
+        std::string error;
+        {
+            std::unique_lock<std::mutex> lock;
+            if (options_.read_mutex != nullptr) lock = std::unique_lock(*options_.read_mutex);
+            holding_read_mutex_ = true;
+            if (options_.draining != nullptr) options_.draining->store(true, std::memory_order_seq_cst);
+            error = read_available();
+            if (options_.draining != nullptr) options_.draining->store(false, std::memory_order_seq_cst);
+            in_.shrink();
+            holding_read_mutex_ = false;
         }
+        matcher_.progressed(steady::now());
+        if (!error.empty()) co_return error;
+        if (closed_) co_return std::string("connection closed");
+        if (!drop_reason_.empty()) co_return drop_reason_;
+    }
+}
+
+asio::awaitable<std::string> connection::read_loop() {
+    if (options_.reads_via_wait) co_return co_await read_by_readiness();
+    for (;;) {
         std::size_t avail = 0;
         char* space = in_.prepare(kReadSize, avail);
-        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space, avail), use_tuple);
+        auto [ec, n] = co_await stream_->async_read_some(asio::buffer(space, avail), use_tuple);
         if (!drop_reason_.empty()) co_return drop_reason_;
         if (ec) co_return ec == asio::error::eof ? std::string("connection closed by the backend") : ec.message();
         in_.commit(n);
-        last_progress_ = steady::now();
-        for (;;) {
-            const resp::frame_result fr = framer_.next(in_.readable());
-            if (fr.status == resp::frame_status::need_more) break;
-            if (fr.status == resp::frame_status::error) co_return "protocol error: " + framer_.error_text();
-            deliver(in_.readable().substr(0, fr.length));
-            in_.consume(fr.length);
-            if (closed_) co_return std::string("connection closed");
-            if (!drop_reason_.empty()) co_return drop_reason_;
-        }
+        matcher_.progressed(steady::now());
+        std::string error = matcher_.feed(in_, stop_delivery_);
+        if (!error.empty()) co_return error;
+        if (closed_) co_return std::string("connection closed");
+        if (!drop_reason_.empty()) co_return drop_reason_;
         in_.shrink();
     }
 }
@@ -397,7 +333,7 @@ asio::awaitable<void> connection::run() {
     milliseconds delay{0};
     for (;;) {
         if (closed_) co_return;
-        state_ = connection_state::connecting;
+        state_ = link_state::connecting;
         std::string error = co_await connect_once();
         if (closed_) co_return;
         bool was_ready = false;
@@ -406,11 +342,11 @@ asio::awaitable<void> connection::run() {
             flush();
             error = co_await read_loop();
             if (closed_) co_return;
-            was_ready = state_ == connection_state::ready;
+            was_ready = state_ == link_state::ready;
         }
         last_error_ = error;
         end_socket();
-        state_ = connection_state::down;
+        state_ = link_state::down;
         db_ = options_.address.db;
         fail_all(unavailable(error));
         if (on_down_) on_down_(error);

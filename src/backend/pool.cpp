@@ -26,14 +26,12 @@ void pool::close() {
     idle_.clear();
 }
 
-connection& pool::shared_for(std::uint64_t session_id) const { return *shared_[session_id % shared_.size()]; }
-
-std::shared_ptr<connection> pool::acquire_dedicated() {
+std::shared_ptr<link> pool::acquire_dedicated() {
     ++dedicated_in_use_;
     while (!idle_.empty()) {
         auto c = std::move(idle_.back());
         idle_.pop_back();
-        if (c->state() == connection_state::ready && c->in_flight() == 0) return c;
+        if (c->state() == link_state::ready && c->in_flight() == 0) return c;
         c->close();
     }
     connection_options o = options_;
@@ -43,11 +41,11 @@ std::shared_ptr<connection> pool::acquire_dedicated() {
     return c;
 }
 
-void pool::release_dedicated(std::shared_ptr<connection> c, bool clean) {
+void pool::release_dedicated(std::shared_ptr<link> c, bool clean) {
     if (dedicated_in_use_ > 0) --dedicated_in_use_;
     if (!c) return;
     c->set_stream_sink(nullptr);
-    if (!closed_ && clean && c->state() == connection_state::ready && c->in_flight() == 0 && idle_.size() < kMaxIdleDedicated) {
+    if (!closed_ && clean && c->state() == link_state::ready && c->in_flight() == 0 && idle_.size() < kMaxIdleDedicated) {
         idle_.push_back(std::move(c));
         return;
     }
@@ -57,6 +55,7 @@ void pool::release_dedicated(std::shared_ptr<connection> c, bool clean) {
 void pool::set_timeouts(milliseconds connect_timeout, milliseconds request_timeout) {
     options_.connect_timeout = connect_timeout;
     options_.request_timeout = request_timeout;
+    for (auto& c : shared_) c->set_request_timeout(request_timeout);
 }
 
 }  // namespace respcache::backend

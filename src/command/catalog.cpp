@@ -6,29 +6,10 @@
 #include <cctype>
 #include <cstring>
 
-#include "respcache/resp/parser.hpp"
+#include "respcache/util/ascii.hpp"
 
 namespace respcache::command {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-        if (x != y) return false;
-    }
-    return true;
-}
-
-std::string_view to_lower(std::string_view name, std::span<char> buf) noexcept {
-    if (name.size() > buf.size()) return name;
-    for (std::size_t i = 0; i < name.size(); ++i) {
-        char c = name[i];
-        buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-    }
-    return {buf.data(), name.size()};
-}
 
 namespace {
 
@@ -200,7 +181,7 @@ bool keys_by_spec(const key_spec& spec, std::span<const std::string_view> args, 
             const int idx = first + spec.keynum_index;
             if (idx >= argc) return false;
             std::int64_t numkeys = 0;
-            if (!resp::detail::parse_int64(args[idx], numkeys) || numkeys < 0 || numkeys > argc) return false;
+            if (!util::parse_int64(args[idx], numkeys) || numkeys < 0 || numkeys > argc) return false;
             first += spec.first_key;
             last = first + static_cast<int>(numkeys - 1) * step;
             break;

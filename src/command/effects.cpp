@@ -2,15 +2,16 @@
 
 #include <algorithm>
 
-#include "respcache/resp/parser.hpp"
+#include "respcache/util/ascii.hpp"
 
 namespace respcache::command {
+
 
 namespace {
 
 bool parse_db(std::string_view s, std::uint32_t& out) {
     std::int64_t v = 0;
-    if (!resp::detail::parse_int64(s, v) || v < 0 || v > UINT32_MAX) return false;
+    if (!util::parse_int64(s, v) || v < 0 || v > UINT32_MAX) return false;
     out = static_cast<std::uint32_t>(v);
     return true;
 }
@@ -19,7 +20,7 @@ bool parse_db(std::string_view s, std::uint32_t& out) {
 bool numkeys_keys(args_view args, cache_effect& out) {
     if (args.size() < 3) return false;
     std::int64_t n = 0;
-    if (!resp::detail::parse_int64(args[2], n) || n < 0 || static_cast<std::size_t>(n) > args.size() - 3) return false;
+    if (!util::parse_int64(args[2], n) || n < 0 || static_cast<std::size_t>(n) > args.size() - 3) return false;
     for (std::int64_t i = 0; i < n; ++i) out.keys.push_back(args[3 + i]);
     return true;
 }

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "respcache/command/catalog.hpp"
-#include "respcache/command/handlers.hpp"
+#include "respcache/command/handlers/handlers.hpp"
+#include "respcache/resp/reply_view.hpp"
 
 namespace respcache::command {
 
@@ -30,6 +30,16 @@ const row* table::find(std::string_view name) const noexcept {
     return nullptr;
 }
 
+namespace {
+// GET: a non-nil bulk string no longer than --max-value-size.
+bool keeps_string(std::string_view reply, std::size_t max_value) {
+    if (!resp::is_bulk(reply)) return false;
+    const auto value = resp::string_value(reply);
+    return value && value->size() <= max_value;
+}
+constexpr read_policy kStringRead{1, keeps_string};
+}  // namespace
+
 const table& table::local() {
     constexpr std::uint32_t in_multi = local_in_multi;
     constexpr std::uint32_t alone = local_wait_before | local_wait_after;
@@ -39,7 +49,7 @@ const table& table::local() {
         {"discard", 1, in_multi, exec_or_discard},
         {"echo", 2, 0, echo},
         {"exec", 1, in_multi, exec_or_discard},
-        {"get", 2, 0, get},
+        {"get", 2, 0, read_through, &kStringRead},
         {"hello", -1, local_no_auth, hello},
         {"info", -1, 0, info},
         {"monitor", 1, alone, monitor},

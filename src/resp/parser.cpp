@@ -3,42 +3,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "respcache/util/ascii.hpp"
+
 namespace respcache::resp {
 
 namespace detail {
-
-bool parse_int64(std::string_view s, std::int64_t& out) noexcept {
-    // Same acceptance as Redis's string2ll, so that "*01" or "$+3" fail here exactly as they fail there.
-    if (s.empty() || s.size() > 20) return false;
-    std::size_t i = 0;
-    bool negative = false;
-    if (s.size() == 1 && s[0] == '0') {
-        out = 0;
-        return true;
-    }
-    if (s[0] == '-') {
-        negative = true;
-        i = 1;
-        if (s.size() == 1) return false;
-    }
-    if (s[i] < '1' || s[i] > '9') return false;
-    std::uint64_t v = 0;
-    for (; i < s.size(); ++i) {
-        char c = s[i];
-        if (c < '0' || c > '9') return false;
-        std::uint64_t d = static_cast<std::uint64_t>(c - '0');
-        if (v > (UINT64_MAX - d) / 10) return false;
-        v = v * 10 + d;
-    }
-    if (negative) {
-        if (v > static_cast<std::uint64_t>(INT64_MAX) + 1) return false;
-        out = static_cast<std::int64_t>(0 - v);
-    } else {
-        if (v > static_cast<std::uint64_t>(INT64_MAX)) return false;
-        out = static_cast<std::int64_t>(v);
-    }
-    return true;
-}
 
 namespace {
 bool is_space(char c) noexcept {
@@ -52,6 +21,95 @@ int hex_value(char c) noexcept {
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return c - 'A' + 10;
 }
+
+// The line as sdssplitargs reads its C string: a NUL byte past the end.
+struct c_line {
+    std::string_view s;
+    char operator[](std::size_t i) const noexcept { return i < s.size() ? s[i] : '\0'; }
+};
+
+enum class quoting { none, double_quotes, single_quotes };
+enum class arg_step { more, done, unbalanced };
+
+char unescape(char e) noexcept {
+    switch (e) {
+        case 'n': return '\n';
+        case 'r': return '\r';
+        case 't': return '\t';
+        case 'b': return '\b';
+        case 'a': return '\a';
+        default: return e;
+    }
+}
+
+// Takes the byte at `p` inside double quotes; `p` is left on the last byte taken.
+arg_step double_quoted_step(c_line at, std::size_t& p, std::string& storage) {
+    const char c = at[p];
+    if (c == '\\' && at[p + 1] == 'x' && is_hex(at[p + 2]) && is_hex(at[p + 3])) {
+        storage.push_back(static_cast<char>(hex_value(at[p + 2]) * 16 + hex_value(at[p + 3])));
+        p += 3;
+    } else if (c == '\\' && at[p + 1] != '\0') {
+        ++p;
+        storage.push_back(unescape(at[p]));
+    } else if (c == '"') {
+        // A closing quote must be followed by a space or by nothing at all.
+        if (at[p + 1] != '\0' && !is_space(at[p + 1])) return arg_step::unbalanced;
+        return arg_step::done;
+    } else if (c == '\0') {
+        return arg_step::unbalanced;
+    } else {
+        storage.push_back(c);
+    }
+    return arg_step::more;
+}
+
+// Takes the byte at `p` inside single quotes; `p` is left on the last byte taken.
+arg_step single_quoted_step(c_line at, std::size_t& p, std::string& storage) {
+    const char c = at[p];
+    if (c == '\\' && at[p + 1] == '\'') {
+        ++p;
+        storage.push_back('\'');
+    } else if (c == '\'') {
+        if (at[p + 1] != '\0' && !is_space(at[p + 1])) return arg_step::unbalanced;
+        return arg_step::done;
+    } else if (c == '\0') {
+        return arg_step::unbalanced;
+    } else {
+        storage.push_back(c);
+    }
+    return arg_step::more;
+}
+
+// Takes the byte `c` outside quotes: a delimiter ends the argument, a quote opens a quoted part.
+arg_step unquoted_step(char c, quoting& q, std::string& storage) {
+    switch (c) {
+        case ' ':
+        case '\n':
+        case '\r':
+        case '\t':
+        case '\0': return arg_step::done;
+        case '"': q = quoting::double_quotes; break;
+        case '\'': q = quoting::single_quotes; break;
+        default: storage.push_back(c); break;
+    }
+    return arg_step::more;
+}
+
+// Appends the argument that starts at `p` to `storage` and leaves `p` past it; false on unbalanced quotes.
+bool read_arg(c_line at, std::size_t& p, std::string& storage) {
+    quoting q = quoting::none;
+    for (;;) {
+        arg_step step = arg_step::more;
+        switch (q) {
+            case quoting::double_quotes: step = double_quoted_step(at, p, storage); break;
+            case quoting::single_quotes: step = single_quoted_step(at, p, storage); break;
+            case quoting::none: step = unquoted_step(at[p], q, storage); break;
+        }
+        if (step == arg_step::unbalanced) return false;
+        if (p < at.s.size()) ++p;
+        if (step == arg_step::done) return true;
+    }
+}
 }  // namespace
 
 bool split_inline_args(std::string_view line, std::string& storage,
@@ -59,69 +117,13 @@ bool split_inline_args(std::string_view line, std::string& storage,
     // Redis works on a C string: a NUL byte ends the line.
     if (auto z = line.find('\0'); z != std::string_view::npos) line = line.substr(0, z);
     const std::size_t n = line.size();
-    auto at = [&](std::size_t i) -> char { return i < n ? line[i] : '\0'; };
     storage.reserve(storage.size() + n);
     std::size_t p = 0;
     for (;;) {
         while (p < n && is_space(line[p])) ++p;
         if (p >= n) return true;
-        bool in_double = false;
-        bool in_single = false;
-        bool done = false;
         const std::size_t start = storage.size();
-        while (!done) {
-            const char c = at(p);
-            if (in_double) {
-                if (c == '\\' && at(p + 1) == 'x' && is_hex(at(p + 2)) && is_hex(at(p + 3))) {
-                    storage.push_back(static_cast<char>(hex_value(at(p + 2)) * 16 + hex_value(at(p + 3))));
-                    p += 3;
-                } else if (c == '\\' && at(p + 1) != '\0') {
-                    ++p;
-                    char e = at(p);
-                    switch (e) {
-                        case 'n': e = '\n'; break;
-                        case 'r': e = '\r'; break;
-                        case 't': e = '\t'; break;
-                        case 'b': e = '\b'; break;
-                        case 'a': e = '\a'; break;
-                        default: break;
-                    }
-                    storage.push_back(e);
-                } else if (c == '"') {
-                    // A closing quote must be followed by a space or by nothing at all.
-                    if (at(p + 1) != '\0' && !is_space(at(p + 1))) return false;
-                    done = true;
-                } else if (c == '\0') {
-                    return false;
-                } else {
-                    storage.push_back(c);
-                }
-            } else if (in_single) {
-                if (c == '\\' && at(p + 1) == '\'') {
-                    ++p;
-                    storage.push_back('\'');
-                } else if (c == '\'') {
-                    if (at(p + 1) != '\0' && !is_space(at(p + 1))) return false;
-                    done = true;
-                } else if (c == '\0') {
-                    return false;
-                } else {
-                    storage.push_back(c);
-                }
-            } else {
-                switch (c) {
-                    case ' ':
-                    case '\n':
-                    case '\r':
-                    case '\t':
-                    case '\0': done = true; break;
-                    case '"': in_double = true; break;
-                    case '\'': in_single = true; break;
-                    default: storage.push_back(c); break;
-                }
-            }
-            if (p < n) ++p;
-        }
+        if (!read_arg(c_line{line}, p, storage)) return false;
         spans.emplace_back(start, storage.size() - start);
     }
 }
@@ -193,6 +195,8 @@ parse_result request_parser::parse_inline(std::string_view in) {
         return {parse_status::need_more, 0};
     }
     const std::size_t newline = static_cast<std::size_t>(found - in.data());
+    // A line over the limit is refused however its bytes arrived: in one read or in many.
+    if (newline > limits_.max_inline_len) return fail("ERR Protocol error: too big inline request");
     std::size_t line_end = newline;
     if (line_end > 0 && in[line_end - 1] == '\r') --line_end;
     inline_storage_.clear();
@@ -211,9 +215,10 @@ parse_result request_parser::parse_multibulk(std::string_view in) {
             return {parse_status::need_more, 0};
         }
         const std::size_t idx = static_cast<std::size_t>(cr - in.data());
+        if (idx > limits_.max_inline_len) return fail("ERR Protocol error: too big mbulk count string");
         if (idx + 2 > in.size()) return {parse_status::need_more, 0};
         std::int64_t count = 0;
-        if (!detail::parse_int64(in.substr(1, idx - 1), count) || count > limits_.max_multibulk_len)
+        if (!util::parse_int64(in.substr(1, idx - 1), count) || count > limits_.max_multibulk_len)
             return fail("ERR Protocol error: invalid multibulk length");
         if (unauthenticated_ && count > 10) return fail("ERR Protocol error: unauthenticated multibulk length");
         pos_ = idx + 2;
@@ -234,10 +239,11 @@ parse_result request_parser::parse_multibulk(std::string_view in) {
                 return {parse_status::need_more, 0};
             }
             const std::size_t idx = static_cast<std::size_t>(cr - rest.data());
+            if (idx > limits_.max_inline_len) return fail("ERR Protocol error: too big bulk count string");
             if (idx + 2 > rest.size()) return {parse_status::need_more, 0};
             if (rest[0] != '$') return fail(std::string("ERR Protocol error: expected '$', got '") + rest[0] + "'");
             std::int64_t len = 0;
-            if (!detail::parse_int64(rest.substr(1, idx - 1), len) || len < 0 ||
+            if (!util::parse_int64(rest.substr(1, idx - 1), len) || len < 0 ||
                 static_cast<std::uint64_t>(len) > limits_.max_bulk_len)
                 return fail("ERR Protocol error: invalid bulk length");
             if (unauthenticated_ && len > 16384) return fail("ERR Protocol error: unauthenticated bulk length");

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "respcache/resp/parser.hpp"
+#include "respcache/util/ascii.hpp"
 #include "respcache/resp/reply_framer.hpp"
 
 namespace respcache::resp {
@@ -24,7 +24,7 @@ std::optional<std::vector<std::string_view>> array_elements(std::string_view rep
     std::size_t body = 0;
     if (reply.empty() || reply[0] != '*' || !header(reply, line, body)) return std::nullopt;
     std::int64_t count = 0;
-    if (!detail::parse_int64(line, count) || count < 0) return std::nullopt;
+    if (!util::parse_int64(line, count) || count < 0) return std::nullopt;
     std::vector<std::string_view> out;
     out.reserve(static_cast<std::size_t>(count));
     std::string_view rest = reply.substr(body);
@@ -45,7 +45,7 @@ std::optional<std::string_view> string_value(std::string_view reply) {
     if (reply[0] == '+' || reply[0] == '-') return line;
     if (reply[0] != '$') return std::nullopt;
     std::int64_t len = 0;
-    if (!detail::parse_int64(line, len) || len < 0 || body + static_cast<std::size_t>(len) > reply.size())
+    if (!util::parse_int64(line, len) || len < 0 || body + static_cast<std::size_t>(len) > reply.size())
         return std::nullopt;
     return reply.substr(body, static_cast<std::size_t>(len));
 }
@@ -55,7 +55,7 @@ std::optional<std::int64_t> integer_value(std::string_view reply) {
     std::size_t body = 0;
     if (reply.empty() || reply[0] != ':' || !header(reply, line, body)) return std::nullopt;
     std::int64_t v = 0;
-    if (!detail::parse_int64(line, v)) return std::nullopt;
+    if (!util::parse_int64(line, v)) return std::nullopt;
     return v;
 }
 

@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "respcache/log.hpp"
+#include "respcache/util/log.hpp"
 #include "respcache/resp/reply_view.hpp"
 #include "respcache/resp/writer.hpp"
 
@@ -24,7 +24,7 @@ void catalog_loader::close() {
 }
 
 void catalog_loader::refresh() {
-    if (in_flight_ || conn_->state() != backend::connection_state::ready) return;
+    if (in_flight_ || conn_->state() != backend::link_state::ready) return;
     in_flight_ = true;
     next_ = services_.facts();
     std::string bytes;
@@ -68,7 +68,7 @@ void catalog_loader::on_reply(std::size_t index, std::string_view bytes) {
                 }
             }
             in_flight_ = false;
-            services_.tracking().unsupported.store(!next_.tracking_supported, std::memory_order_release);
+            services_.coherence().set_supported(next_.tracking_supported);
             if (!next_.tracking_supported && services_.startup_config().invalidation == invalidation_mode::tracking &&
                 !warned_no_tracking_) {
                 warned_no_tracking_ = true;

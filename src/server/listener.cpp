@@ -8,8 +8,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include "respcache/log.hpp"
+#include "respcache/net/tcp_stream.hpp"
 #include "respcache/server/session.hpp"
+#include "respcache/util/log.hpp"
 
 namespace respcache::server {
 
@@ -45,7 +46,7 @@ asio::awaitable<void> listener::accept_loop() {
             continue;
         }
         auto& clients = shared_.connected_clients();
-        if (clients.load(std::memory_order_relaxed) >= shared_.live().max_clients.load(std::memory_order_relaxed)) {
+        if (clients.load(std::memory_order_relaxed) >= shared_.settings().max_clients.load(std::memory_order_relaxed)) {
             workers_[0]->stats().rejected_connections.add();  // the acceptor runs on worker 0's thread
             boost::system::error_code ignored;
             asio::write(socket, asio::buffer(std::string_view("-ERR max number of clients reached\r\n")), ignored);
@@ -53,7 +54,7 @@ asio::awaitable<void> listener::accept_loop() {
             continue;
         }
         clients.fetch_add(1, std::memory_order_relaxed);
-        auto s = std::make_shared<session>(w, std::move(socket));
+        auto s = std::make_shared<session>(w, std::make_unique<net::tcp_stream>(std::move(socket)));
         asio::co_spawn(w.io(), [s]() { return s->run(); }, asio::detached);
     }
 }

@@ -58,6 +58,94 @@ long long uptime_seconds(services& s) {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - s.started()).count();
 }
 
+// One metric with its HELP and TYPE lines.
+void append_metric(std::string& out, const char* name, const char* type, const char* help, double value) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", value);
+    out += "# HELP respcache_";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE respcache_";
+    out += name;
+    out += ' ';
+    out += type;
+    out += "\nrespcache_";
+    out += name;
+    out += ' ';
+    out += buf;
+    out += '\n';
+}
+
+// Every counter and gauge, in the order of the exposition.
+void append_metrics(std::string& out, services& s, const totals& t, const cache::counters& c) {
+    auto metric = [&out](const char* name, const char* type, const char* help, double value) {
+        append_metric(out, name, type, help, value);
+    };
+    auto d = [](std::uint64_t v) { return static_cast<double>(v); };
+    metric("uptime_seconds", "gauge", "Seconds since start.", static_cast<double>(uptime_seconds(s)));
+    metric("connected_clients", "gauge", "Clients connected now.", d(s.connected_clients().load()));
+    metric("connections_received_total", "counter", "Clients accepted.", d(t.connections));
+    metric("rejected_connections_total", "counter", "Clients refused at --max-clients.", d(t.rejected));
+    metric("commands_total", "counter", "Commands processed.", d(t.commands));
+    metric("cache_hits_total", "counter", "GETs answered from the cache.", d(t.hits));
+    metric("cache_misses_total", "counter", "GETs sent to the backend.", d(t.misses));
+    metric("cache_evictions_total", "counter", "Entries evicted by capacity or max-memory.", d(c.evictions));
+    metric("cache_expirations_total", "counter", "Entries expired.", d(c.expirations));
+    metric("cache_invalidations_total", "counter", "Entries removed by writes or invalidations.", d(c.invalidations));
+    metric("cache_fills_dropped_total", "counter", "Fills refused because their key changed meanwhile.", d(c.fills_dropped));
+    metric("cache_keys", "gauge", "Entries cached now.", d(c.entries));
+    metric("cache_bytes", "gauge", "Bytes charged by cached entries now.", d(c.bytes));
+    metric("forwarded_commands_total", "counter", "Commands other than GET sent to the backend.", d(t.forwarded));
+    metric("backend_inflight_requests", "gauge", "Backend requests awaiting replies.", d(t.in_flight));
+    metric("backend_up", "gauge", "1 when every shared backend connection is up.", backend_state(s) == "up" ? 1 : 0);
+    metric("backend_reconnects_total", "counter", "Backend connections lost or failed.", d(s.health().reconnects.load()));
+    metric("backend_errors_total", "counter", "Requests answered 'backend unavailable'.", d(t.backend_errors));
+    metric("pinned_connections", "gauge", "Clients holding a dedicated backend connection.", d(t.pinned));
+    metric("invalidation_channel_up", "gauge", "1 when the client-tracking invalidation channel is live.",
+           channel_state(s) == "live" ? 1 : 0);
+    metric("invalidation_messages_total", "counter", "Invalidation messages received.", d(s.tracking().invalidations.load()));
+    metric("invalidation_channel_losses_total", "counter", "Times the invalidation channel was lost.",
+           d(s.tracking().losses.load()));
+    metric("read_barriers_total", "counter", "Read barriers passed (--consistency strict).", d(s.tracking().barriers.load()));
+    metric("protocol_errors_total", "counter", "Clients closed for malformed input.", d(t.protocol_errors));
+    metric("output_buffer_disconnects_total", "counter", "Clients closed at --client-output-buffer-limit.", d(t.output_limit));
+    metric("idle_disconnects_total", "counter", "Clients closed by --timeout.", d(t.idle));
+    metric("auth_failures_total", "counter", "AUTH attempts refused.", d(t.auth_failures));
+}
+
+// The buckets, sum and count of the GET latency histogram for `result` ("hit" or "miss"), summed over
+// the io threads.
+void append_latency_histogram(std::string& out, services& s, const char* result) {
+    const bool hit = result[0] == 'h';
+    std::uint64_t cumulative = 0;
+    std::uint64_t sum_ns = 0;
+    std::array<std::uint64_t, latency_histogram::bounds_us.size() + 1> buckets{};
+    for (const thread_stats* st : s.all_stats()) {
+        const latency_histogram& h = hit ? st->hit_latency : st->miss_latency;
+        for (std::size_t i = 0; i < buckets.size(); ++i) buckets[i] += h.bucket(i);
+        sum_ns += h.sum_ns();
+    }
+    char buf[160];
+    for (std::size_t i = 0; i < latency_histogram::bounds_us.size(); ++i) {
+        cumulative += buckets[i];
+        std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_bucket{result=\"%s\",le=\"%g\"} %llu\n",
+                      result, static_cast<double>(latency_histogram::bounds_us[i]) / 1e6,
+                      static_cast<unsigned long long>(cumulative));
+        out += buf;
+    }
+    cumulative += buckets.back();
+    std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_bucket{result=\"%s\",le=\"+Inf\"} %llu\n",
+                  result, static_cast<unsigned long long>(cumulative));
+    out += buf;
+    std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_sum{result=\"%s\"} %.9f\n", result,
+                  static_cast<double>(sum_ns) / 1e9);
+    out += buf;
+    std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_count{result=\"%s\"} %llu\n", result,
+                  static_cast<unsigned long long>(cumulative));
+    out += buf;
+}
+
 }  // namespace
 
 std::string proxy_info_section(services& s) {
@@ -124,85 +212,10 @@ std::string prometheus_text(services& s) {
     const totals t = sum(s);
     const cache::counters c = s.cache().stats();
     std::string out;
-    auto metric = [&](const char* name, const char* type, const char* help, double value) {
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%.17g", value);
-        out += "# HELP respcache_";
-        out += name;
-        out += ' ';
-        out += help;
-        out += "\n# TYPE respcache_";
-        out += name;
-        out += ' ';
-        out += type;
-        out += "\nrespcache_";
-        out += name;
-        out += ' ';
-        out += buf;
-        out += '\n';
-    };
-    auto d = [](std::uint64_t v) { return static_cast<double>(v); };
-    metric("uptime_seconds", "gauge", "Seconds since start.", static_cast<double>(uptime_seconds(s)));
-    metric("connected_clients", "gauge", "Clients connected now.", d(s.connected_clients().load()));
-    metric("connections_received_total", "counter", "Clients accepted.", d(t.connections));
-    metric("rejected_connections_total", "counter", "Clients refused at --max-clients.", d(t.rejected));
-    metric("commands_total", "counter", "Commands processed.", d(t.commands));
-    metric("cache_hits_total", "counter", "GETs answered from the cache.", d(t.hits));
-    metric("cache_misses_total", "counter", "GETs sent to the backend.", d(t.misses));
-    metric("cache_evictions_total", "counter", "Entries evicted by capacity or max-memory.", d(c.evictions));
-    metric("cache_expirations_total", "counter", "Entries expired.", d(c.expirations));
-    metric("cache_invalidations_total", "counter", "Entries removed by writes or invalidations.", d(c.invalidations));
-    metric("cache_fills_dropped_total", "counter", "Fills refused because their key changed meanwhile.", d(c.fills_dropped));
-    metric("cache_keys", "gauge", "Entries cached now.", d(c.entries));
-    metric("cache_bytes", "gauge", "Bytes charged by cached entries now.", d(c.bytes));
-    metric("forwarded_commands_total", "counter", "Commands other than GET sent to the backend.", d(t.forwarded));
-    metric("backend_inflight_requests", "gauge", "Backend requests awaiting replies.", d(t.in_flight));
-    metric("backend_up", "gauge", "1 when every shared backend connection is up.", backend_state(s) == "up" ? 1 : 0);
-    metric("backend_reconnects_total", "counter", "Backend connections lost or failed.", d(s.health().reconnects.load()));
-    metric("backend_errors_total", "counter", "Requests answered 'backend unavailable'.", d(t.backend_errors));
-    metric("pinned_connections", "gauge", "Clients holding a dedicated backend connection.", d(t.pinned));
-    metric("invalidation_channel_up", "gauge", "1 when the client-tracking invalidation channel is live.",
-           channel_state(s) == "live" ? 1 : 0);
-    metric("invalidation_messages_total", "counter", "Invalidation messages received.", d(s.tracking().invalidations.load()));
-    metric("invalidation_channel_losses_total", "counter", "Times the invalidation channel was lost.",
-           d(s.tracking().losses.load()));
-    metric("read_barriers_total", "counter", "Read barriers passed (--consistency strict).", d(s.tracking().barriers.load()));
-    metric("protocol_errors_total", "counter", "Clients closed for malformed input.", d(t.protocol_errors));
-    metric("output_buffer_disconnects_total", "counter", "Clients closed at --client-output-buffer-limit.", d(t.output_limit));
-    metric("idle_disconnects_total", "counter", "Clients closed by --timeout.", d(t.idle));
-    metric("auth_failures_total", "counter", "AUTH attempts refused.", d(t.auth_failures));
-
+    append_metrics(out, s, t, c);
     out += "# HELP respcache_request_duration_seconds Time from reading a GET to its reply being ready.\n";
     out += "# TYPE respcache_request_duration_seconds histogram\n";
-    for (const char* result : {"hit", "miss"}) {
-        const bool hit = result[0] == 'h';
-        std::uint64_t cumulative = 0;
-        std::uint64_t sum_ns = 0;
-        std::array<std::uint64_t, latency_histogram::bounds_us.size() + 1> buckets{};
-        for (const thread_stats* st : s.all_stats()) {
-            const latency_histogram& h = hit ? st->hit_latency : st->miss_latency;
-            for (std::size_t i = 0; i < buckets.size(); ++i) buckets[i] += h.bucket(i);
-            sum_ns += h.sum_ns();
-        }
-        char buf[160];
-        for (std::size_t i = 0; i < latency_histogram::bounds_us.size(); ++i) {
-            cumulative += buckets[i];
-            std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_bucket{result=\"%s\",le=\"%g\"} %llu\n",
-                          result, static_cast<double>(latency_histogram::bounds_us[i]) / 1e6,
-                          static_cast<unsigned long long>(cumulative));
-            out += buf;
-        }
-        cumulative += buckets.back();
-        std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_bucket{result=\"%s\",le=\"+Inf\"} %llu\n",
-                      result, static_cast<unsigned long long>(cumulative));
-        out += buf;
-        std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_sum{result=\"%s\"} %.9f\n", result,
-                      static_cast<double>(sum_ns) / 1e9);
-        out += buf;
-        std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_count{result=\"%s\"} %llu\n", result,
-                      static_cast<unsigned long long>(cumulative));
-        out += buf;
-    }
+    for (const char* result : {"hit", "miss"}) append_latency_histogram(out, s, result);
     return out;
 }
 

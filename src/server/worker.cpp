@@ -1,9 +1,8 @@
 #include "respcache/server/worker.hpp"
 
-#include <memory>
-#include <mutex>
-#include <vector>
+#include <boost/asio/post.hpp>
 
+#include "respcache/server/report.hpp"
 #include "respcache/server/session.hpp"
 
 namespace respcache::server {
@@ -11,7 +10,10 @@ namespace respcache::server {
 worker::worker(services& shared, std::size_t index, backend::connection_options backend_options)
     : index_(index),
       shared_(shared),
-      pool_(io_.get_executor(), std::move(backend_options), shared.startup_config().backend_connections) {
+      pool_(io_.get_executor(), std::move(backend_options), shared.startup_config().backend_connections),
+      tracking_(pool_.shared_connections().size()),
+      env_{*this,         shared.settings(), shared.cache(), shared.coherence(), pool_, tracking_,
+           shared.clients(), stats_} {
     shared_.register_stats(&stats_);
 }
 
@@ -26,6 +28,10 @@ const command::catalog* worker::catalog() {
     return catalog_.get();
 }
 
+std::string worker::proxy_info() { return proxy_info_section(shared_); }
+
+void worker::post(std::function<void()> f) { boost::asio::post(io_, std::move(f)); }
+
 void worker::stop_sessions() {
     std::vector<session*> all(sessions_.begin(), sessions_.end());
     for (session* s : all) s->stop_when_idle();
@@ -38,27 +44,19 @@ void worker::stop_sessions_now() {
 
 void worker::start_backend() {
     auto& health = shared_.health();
-    for (auto& c : pool_.shared()) {
+    const auto& links = pool_.shared_connections();
+    for (std::size_t i = 0; i < links.size(); ++i) {
+        backend::connection* conn = links[i].get();
         health.connections.fetch_add(1);
         auto counted = std::make_shared<bool>(false);
-        c->on_ready([&health, counted] {
+        conn->on_ready([&health, counted] {
             if (!*counted) {
                 *counted = true;
                 health.up.fetch_add(1);
             }
         });
-        backend::connection* conn = c.get();
-        services* svc = &shared_;
-        c->on_closing([conn, svc] {
-            // Redis tracks keys per connection: entries filled through this one will get no invalidation
-            // any more. Which entries those are is not recorded, so all go, before the socket does.
-            if (conn->tracking_epoch != 0) {
-                conn->tracking_epoch = 0;
-                svc->cache().flush_all();
-                svc->tracking().losses.fetch_add(1, std::memory_order_relaxed);
-            }
-        });
-        c->on_down([&health, counted](std::string_view why) {
+        conn->on_closing([this, conn, i] { shared_.coherence().link_closing(tracking_[i], *conn); });
+        conn->on_down([&health, counted](std::string_view why) {
             if (*counted) {
                 *counted = false;
                 health.up.fetch_sub(1);
@@ -75,7 +73,6 @@ void worker::stop_backend() { pool_.close(); }
 
 void worker::apply_timeouts(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds request_timeout) {
     pool_.set_timeouts(connect_timeout, request_timeout);
-    for (auto& c : pool_.shared()) c->set_request_timeout(request_timeout);
 }
 
 }  // namespace respcache::server

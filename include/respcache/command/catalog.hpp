@@ -10,6 +10,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "respcache/util/ascii.hpp"
+
 namespace respcache::command {
 
 // Hash and equality that let unordered maps keyed by std::string be searched with a string_view.
@@ -90,11 +92,8 @@ private:
     string_map<command_info> commands_;
 };
 
-// ASCII case-insensitive equality (command names, keywords).
-bool iequals(std::string_view a, std::string_view b) noexcept;
-
-// Lower-cases ASCII letters of `name` into `buf` (which must be at least name.size() long); returns a
-// view of it. Names longer than `buf` are returned unchanged.
-std::string_view to_lower(std::string_view name, std::span<char> buf) noexcept;
+// The command layer names its text helpers as its own.
+using util::iequals;
+using util::to_lower;
 
 }  // namespace respcache::command

@@ -1,32 +1,38 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace respcache::server {
-class session;
-}
-
 namespace respcache::command {
 
+class context;
 using args_view = std::span<const std::string_view>;
 
 // How a command answered by respcache itself behaves.
 enum local_flag : std::uint32_t {
     local_none = 0,
     local_in_multi = 1u << 0,   // runs at once inside MULTI instead of being queued (EXEC, DISCARD, QUIT, RESET...)
-    local_in_pubsub = 1u << 1,  // runs itself while the client is subscribed (QUIT, RESET)
+    local_in_pubsub = 1u << 1,  // runs itself while the client is subscribed (QUIT, RESET); others go to Redis
     local_no_auth = 1u << 2,    // allowed before AUTH when a password is required
     local_wait_before = 1u << 3,  // runs only once every earlier reply is in
     local_wait_after = 1u << 4,   // holds back the next command until its own reply is in
 };
 
-// A handler answers one command for a session. It runs on the session's thread, appends its reply (or
-// arranges for one) exactly once, and never blocks.
-using handler = void (*)(server::session& s, args_view args);
+// How a read is served through the cache (proxy::read_through): a row with a read policy is a cached
+// command. The cache key is (database, the key argument); a reply is kept if `keeps` says so.
+struct read_policy {
+    std::uint8_t key_index;  // the argument that names the key
+    // Whether `reply` may be cached when values up to `max_value` bytes are.
+    bool (*keeps)(std::string_view reply, std::size_t max_value);
+};
+
+// A handler answers one command for a client. It runs on the client's thread, appends its reply (or
+// arranges for one, through the context) exactly once, and never blocks.
+using handler = void (*)(context& c, args_view args);
 
 // One row of the command table.
 struct row {
@@ -34,6 +40,7 @@ struct row {
     int arity;              // exact argument count including the name, or -N for "at least N"
     std::uint32_t flags;
     handler fn;
+    const read_policy* read = nullptr;  // set for commands served through the cache
 };
 
 // The commands respcache answers or routes itself. Everything else is forwarded to the backend as is.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "respcache/resp/limits.hpp"
+#include "respcache/util/ascii.hpp"
 
 namespace respcache::resp {
 
@@ -83,8 +84,8 @@ private:
 };
 
 namespace detail {
-// Redis's string2ll: an optional '-', then digits without leading zeros, no spaces, no overflow.
-bool parse_int64(std::string_view s, std::int64_t& out) noexcept;
+// Redis's string2ll (util::parse_int64), as the parser applies it.
+using util::parse_int64;
 // Redis's sdssplitargs over one inline line: decodes "..." (with \n \r \t \b \a \\ \" \xHH) and '...'
 // quoting. Appends the decoded bytes to storage and (offset, length) pairs to spans. Returns false on
 // unbalanced quotes (or a closing quote not followed by a space).

@@ -3,25 +3,27 @@
 #include <cstddef>
 #include <memory>
 #include <unordered_set>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 
 #include "respcache/backend/pool.hpp"
+#include "respcache/coherence/tracker.hpp"
+#include "respcache/proxy/environment.hpp"
 #include "respcache/server/services.hpp"
-#include "respcache/stats.hpp"
+#include "respcache/util/stats.hpp"
 
 namespace respcache::server {
 
 class session;
-class catalog_loader;
 
-// One io thread: its io_context, its backend connections, its sessions and its statistics. A client
+// One io thread: its io_context, its backend connections, its clients and its statistics. A client
 // connection lives on one worker for its whole life. Everything here but the io_context itself is
-// touched only from the worker's own thread.
-class worker {
+// touched only from the worker's own thread. It is the proxy::host of its clients' cores.
+class worker final : public proxy::host {
 public:
     worker(services& shared, std::size_t index, backend::connection_options backend_options);
-    ~worker();
+    ~worker() override;
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
 
@@ -30,21 +32,23 @@ public:
     services& shared() noexcept { return shared_; }
     backend::pool& pool() noexcept { return pool_; }
     thread_stats& stats() noexcept { return stats_; }
+    // What a client core of this thread works with.
+    proxy::environment& environment() noexcept { return env_; }
 
-    // The backend's command table as this thread last saw it (refreshed when services publishes a new
-    // one). nullptr while the backend has never been reached.
-    const command::catalog* catalog();
-
-    // The loader of the command table, on the worker that runs it (nullptr elsewhere).
-    void set_catalog_loader(catalog_loader* l) noexcept { loader_ = l; }
-    catalog_loader* loader() noexcept { return loader_; }
+    // proxy::host
+    const command::catalog* catalog() override;
+    command::backend_facts facts() const override { return shared_.facts(); }
+    bool password_matches(std::string_view password) const override { return shared_.password_matches(password); }
+    std::string proxy_info() override;
+    void refresh_catalog() override { shared_.request_catalog_refresh(); }
+    void post(std::function<void()> f) override;
 
     void attach(session* s) { sessions_.insert(s); }
     void detach(session* s) { sessions_.erase(s); }
     std::size_t session_count() const noexcept { return sessions_.size(); }
-    // Asks every session to finish what is in flight and leave (own thread only).
+    // Asks every client to finish what is in flight and leave (own thread only).
     void stop_sessions();
-    // Ends every session now, whatever it is doing (own thread only).
+    // Ends every client now, whatever it is doing (own thread only).
     void stop_sessions_now();
 
     // Starts the backend connections (own thread only).
@@ -60,9 +64,10 @@ private:
     services& shared_;
     thread_stats stats_;
     backend::pool pool_;
+    std::vector<coherence::link_tracking> tracking_;  // one per shared connection of pool_
+    proxy::environment env_;
     std::shared_ptr<const command::catalog> catalog_;
     std::uint64_t catalog_version_ = 0;
-    catalog_loader* loader_ = nullptr;
     std::unordered_set<session*> sessions_;
 };
 

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "respcache/backend/connection.hpp"
+#include "respcache/coherence/tracker.hpp"
+
+namespace respcache::coherence {
+
+// The receiving end of Redis client tracking: one connection subscribed to __redis__:invalidate, whose
+// CLIENT ID the data links name in CLIENT TRACKING ... REDIRECT. Each invalidation message removes its
+// keys from the cache (a nil one flushes it). A state machine that always comes back (invariant 6):
+//
+//   connecting --logged in--> subscribing --"subscribe" confirmed--> live
+//        ^                        |                                  |
+//        |              refused (-BUSY, -LOADING, no CLIENT ID)      | connection lost, or no PONG within
+//        |                        v                                  | ping_timeout: lost (flush)
+//        +---- reset <---- backing_off (50 ms doubling to 2 s) <-----+ (reset, reconnect)
+//
+// While live it PINGs every `ping_interval`. Read barriers' PINGs go out on the same connection.
+//
+// Lives on one executor; must outlive its connection, which close() ends.
+class invalidation_listener final : public backend::stream_sink {
+public:
+    enum class phase { connecting, subscribing, live, backing_off, closed };
+
+    struct timing {
+        std::chrono::milliseconds ping_interval{1000};  // a PING this often while live
+        std::chrono::milliseconds ping_timeout{3000};   // lost when no PONG comes this long after its PING
+        std::chrono::milliseconds first_retry{50};      // after a refusal; doubled each time, up to max_retry
+        std::chrono::milliseconds max_retry{2000};
+    };
+
+    invalidation_listener(boost::asio::any_io_executor ex, backend::connection_options options, tracker& coherence,
+                          timing t);
+    ~invalidation_listener() override;
+
+    void start();
+    void close();
+    phase current() const noexcept { return phase_.load(); }
+
+    void on_stream_reply(std::string_view bytes) override;
+    void on_stream_error(std::string_view reason) override;
+
+private:
+    void logged_in();
+    void go_live();
+    void refused(std::string_view what, std::string_view reply);
+    void lost(std::string_view why);
+    void apply_message(std::string_view payload);
+    void pong(std::string_view argument);
+    void arm_ping();
+    void ping_tick();
+
+    tracker& tracker_;
+    std::shared_ptr<backend::connection> conn_;
+    boost::asio::steady_timer ping_timer_;
+    boost::asio::steady_timer retry_timer_;
+    const timing timing_;
+    std::chrono::milliseconds retry_delay_;
+    std::atomic<std::chrono::steady_clock::rep> last_heard_{0};  // written by whoever reads the channel
+    std::atomic<phase> phase_{phase::connecting};  // written on the listener's thread, read by any
+};
+
+}  // namespace respcache::coherence

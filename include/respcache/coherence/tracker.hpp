@@ -1,0 +1,117 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "respcache/backend/link.hpp"
+#include "respcache/cache/lru_cache.hpp"
+#include "respcache/coherence/tracking_state.hpp"
+
+// Coherence: how respcache's cache stays true to Redis. Everything that decides whether an entry may be
+// inserted or served lives in coherence/. The invariants, each holding at every moment:
+//
+//  1. Read your writes. A write forwarded through the proxy invalidates its keys when it is sent and
+//     again when its reply arrives, before that reply reaches the client; a cached read pipelined behind
+//     an unanswered write of the same key bypasses the cache (proxy::forwarder keeps those writes).
+//  2. The fill race. A fill carries the cache::fill_token taken before its request was sent; any
+//     invalidation or flush of the key since makes the cache refuse it (cache::lru_cache, invariant 4).
+//  3. Tracked fills only. With tracking in use, an entry is inserted only if its read was sent on a
+//     shared link that has CLIENT TRACKING on (OPTIN, then CLIENT CACHING yes before the read) for the
+//     current channel epoch and the same socket, and the channel is live (tracker::may_fill). The epoch
+//     moves whenever the channel is established or lost, so a read tracked under an earlier channel,
+//     whose invalidations may have gone nowhere, is never inserted.
+//  4. No silent window. When the channel is lost (its connection closes, or a PING goes unanswered past
+//     the timeout) `live` goes false first, then the epoch moves, then the cache is flushed: nothing is
+//     served or inserted until the channel is subscribed again. When a shared link with tracking on
+//     closes, Redis forgets what it tracked for it, so the cache is flushed before the socket goes.
+//  5. Caught up before a hit. Before a batch of requests is served from the cache, the io thread applies
+//     every invalidation that has reached the channel's socket (tracker::catch_up); with --consistency
+//     strict it first passes a read barrier (tracking_state::await_barrier).
+//  6. The channel always comes back: the invalidation listener retries, with backoff, whatever Redis
+//     refuses while it is busy or loading, and reconnects whenever its socket is lost.
+namespace respcache::coherence {
+
+enum class invalidation_mode { tracking, ttl };
+enum class consistency_mode { bounded, strict };
+
+// What coherence knows of one shared data link: whether CLIENT TRACKING is on for it. One per shared
+// link of an io thread, touched on that thread only.
+struct link_tracking {
+    std::uint64_t epoch = 0;   // the channel epoch tracking was turned on for; 0: it is not on
+    std::uint64_t socket = 0;  // the link's socket_id() then
+};
+
+// What a cache-filling read was sent under, checked when its reply comes (tracker::may_fill).
+struct fill_ticket {
+    std::uint64_t epoch = 0;   // the channel epoch the read was tracked under (0: no tracking in use)
+    std::uint64_t socket = 0;  // the link's socket_id() when it was sent
+    bool turned_on = false;    // the request began with CLIENT TRACKING on
+};
+
+// The rules above, for every io thread. Thread-safe; owned by the process, outlives every thread.
+class tracker {
+public:
+    tracker(cache::lru_cache& cache, invalidation_mode invalidation, consistency_mode consistency)
+        : cache_(cache), invalidation_(invalidation), consistency_(consistency) {}
+
+    cache::lru_cache& cache() noexcept { return cache_; }
+    tracking_state& state() noexcept { return state_; }
+    const tracking_state& state() const noexcept { return state_; }
+    invalidation_mode invalidation() const noexcept { return invalidation_; }
+    consistency_mode consistency() const noexcept { return consistency_; }
+
+    // The backend has (or lacks, Redis < 6) client tracking; learned at connect time.
+    void set_supported(bool supported) noexcept { state_.unsupported.store(!supported, std::memory_order_release); }
+    // Whether cache-filling reads must be tracked (tracking mode, against a backend that can).
+    bool tracking_wanted() const noexcept;
+    // Whether hits wait for a read barrier first (--consistency strict, with tracking in use).
+    bool strict_reads() const noexcept { return consistency_ == consistency_mode::strict && tracking_wanted(); }
+    // --consistency strict against a backend without tracking: the promise cannot be kept, so nothing is
+    // served from the cache.
+    bool cache_refused() const noexcept;
+    bool live() const noexcept { return state_.live.load(std::memory_order_acquire); }
+
+    // Applies every invalidation that has reached this host, reading the channel's socket if the
+    // listener has not yet (one poll when nothing is pending). True when the channel is live and caught
+    // up: then a hit may be served. Any thread.
+    bool catch_up();
+
+    // Appends to `request` what makes a read on `link` tracked (CLIENT TRACKING on ... OPTIN once per
+    // epoch and socket, then CLIENT CACHING yes) and counts those commands' replies into `replies`.
+    // Nothing when tracking is not in use.
+    fill_ticket prepare_fill(link_tracking& lt, const backend::link& link, std::string& request, std::uint32_t& replies);
+    // A reply to those commands was an error: tracking is not on (it is tried again on the next fill).
+    void prelude_refused(link_tracking& lt, const fill_ticket& t) noexcept;
+    // Whether the reply of a read sent under `t` may be inserted (invariant 3).
+    bool may_fill(const fill_ticket& t, const link_tracking& lt, const backend::link& link) const noexcept;
+    // A shared link's socket is about to close: if it had tracking on, flush (invariant 4).
+    void link_closing(link_tracking& lt, const backend::link& link);
+
+private:
+    cache::lru_cache& cache_;
+    const invalidation_mode invalidation_;
+    const consistency_mode consistency_;
+    tracking_state state_;
+};
+
+// Whether the requests of one client's current batch may be served from the cache (invariant 5). Per
+// client, on its thread; new_batch() whenever more of its bytes are read.
+class read_gate {
+public:
+    enum class verdict {
+        serve,         // look in the cache
+        miss,          // behind the channel (or it is down): read Redis
+        wait_barrier,  // strict: pass a read barrier first, then ask again
+    };
+
+    void new_batch() noexcept { state_ = state::unchecked; }
+    verdict check(tracker& t);
+    // A read barrier was answered (ok) or failed.
+    void barrier_done(bool ok) noexcept { state_ = ok ? state::caught_up : state::behind; }
+
+private:
+    enum class state : std::uint8_t { unchecked, caught_up, behind };
+    state state_ = state::unchecked;
+};
+
+}  // namespace respcache::coherence

@@ -1,0 +1,50 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "respcache/net/stream.hpp"
+
+namespace respcache::net {
+
+// A stream over a TCP socket, with TCP_NODELAY (and SO_KEEPALIVE when it dials). Reads by readiness
+// use recv() with MSG_DONTWAIT on the socket's descriptor, published in an atomic so that input_waiting()
+// and read_now() may be called from another thread.
+class tcp_stream final : public stream {
+public:
+    // A stream to be opened with async_connect.
+    explicit tcp_stream(asio::any_io_executor ex);
+    // A stream over an accepted, connected socket.
+    explicit tcp_stream(asio::ip::tcp::socket socket);
+    ~tcp_stream() override;
+
+    asio::any_io_executor get_executor() noexcept override { return socket_.get_executor(); }
+    std::size_t read_now(asio::mutable_buffer into, error_code& ec) noexcept override;
+    bool input_waiting() const noexcept override;
+    bool is_open() const noexcept override { return socket_.is_open(); }
+    void cancel() noexcept override;
+    void shutdown() noexcept override;
+    void close() noexcept override;
+    std::string peer_address() const override;
+    std::string local_address() const override;
+
+private:
+    void start_wait_readable(wait_handler handler) override;
+    void start_read_some(asio::mutable_buffer into, transfer_handler handler) override;
+    void start_write_all(asio::const_buffer bytes, transfer_handler handler) override;
+    void start_connect(std::string host, std::uint16_t port, std::chrono::milliseconds timeout,
+                       connect_handler handler) override;
+    asio::awaitable<std::string> connect(std::string host, std::uint16_t port, std::chrono::milliseconds timeout);
+    void adopt(asio::ip::tcp::socket socket, bool keep_alive);
+
+    asio::ip::tcp::socket socket_;
+    std::atomic<int> fd_{-1};  // the open socket's descriptor, -1 when closed (set before close)
+};
+
+// A new, unconnected tcp_stream on `ex`.
+std::unique_ptr<stream> make_tcp_stream(asio::any_io_executor ex);
+
+}  // namespace respcache::net

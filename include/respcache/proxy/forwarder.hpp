@@ -1,0 +1,96 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "respcache/command/effects.hpp"
+#include "respcache/proxy/parts.hpp"
+
+namespace respcache::proxy {
+
+// Sends a client's commands to Redis, on its thread's shared link or on a dedicated link the client
+// holds (pins) while its state needs one: MULTI, WATCH, a blocking command, a subscription. It counts
+// what is in flight, and keeps the writes in flight so that a cached read queued behind one of them
+// goes to Redis instead (coherence invariant 1). One client's thread.
+class forwarder {
+public:
+    explicit forwarder(core_parts parts);
+    ~forwarder();
+
+    // ---- Links ----
+    // Where the client's next command goes: the pinned link, else the shared one.
+    backend::link& target();
+    // The shared link, and what coherence knows of it.
+    backend::link& shared_link();
+    coherence::link_tracking& shared_tracking();
+    bool pinned() const noexcept { return pinned_ != nullptr; }
+    backend::link& pinned_link() noexcept { return *pinned_; }
+    // Holds a dedicated link from now on (no-op if one is held).
+    void pin();
+    // Gives the dedicated link back; `clean` when its Redis-side state is a new connection's.
+    void release(bool clean);
+    // The pinned link failed a request: whatever state it held (MULTI, WATCH) is gone.
+    bool pinned_broken() const noexcept { return pinned_broken_; }
+
+    // ---- Sending ----
+    // Queues `p` (already in the reply queue) on target(), in the client's database.
+    void send(pending& p, std::string_view bytes, std::uint32_t replies, std::chrono::milliseconds timeout);
+    // The same on a link of the caller's (an AUTH's own connection), in whatever database it is in.
+    void send_on(backend::link& l, pending& p, std::string_view bytes, std::uint32_t replies,
+                 std::chrono::milliseconds timeout);
+    // `p` has all its replies (pending::complete ran): the bookkeeping of what is in flight.
+    void answered(pending& p);
+    std::size_t in_flight() const noexcept { return in_flight_; }
+
+    // ---- Commands ----
+    // The client's command as it sent it; `info` is the backend's description (looked up when nullptr).
+    // Its cache effect is applied now and again at its reply.
+    void forward(command::args_view args, const command::command_info* info = nullptr);
+    // INFO, with the proxy's section appended to Redis's when `with_proxy`.
+    void forward_info(bool with_proxy);
+    // A command that may block, on a pinned link, for as long as Redis may keep it blocked.
+    void forward_blocking(command::args_view args, const command::command_info* info);
+    // SELECT judged by Redis (its database count is unknown), leaving the shared link where it was.
+    void select_via_backend(std::uint32_t db);
+    // A command queued inside MULTI (its effect was applied by the transaction).
+    void forward_queued();
+
+    // Whether a write in flight may change `k`: a read of it must not be served from the cache.
+    bool write_in_flight(const cache::key& k) const noexcept;
+    // A write was sent with effect `e` (owned by its pending request): it was applied to the cache now;
+    // write_answered() applies it again at the reply and forgets it.
+    void write_sent(const command::owned_effect& e);
+    void write_answered(const command::owned_effect& e);
+    // The effect of `args` in database `db`, computed into a buffer reused across commands.
+    const command::cache_effect& effect_of(command::args_view args, const command::command_info* info, std::uint32_t db);
+
+    environment& env() noexcept { return p_.env; }
+
+private:
+    class forward_request;
+    class blocking_request;
+    class select_probe;
+
+    const command::command_info* describe(command::args_view args) const;
+    // Computes the effect of `args` into `into` (a pending write's) and applies it now.
+    void carry_effect(command::owned_effect& into, command::args_view args, const command::command_info* info);
+    // Sends the client's command as it sent it, for `p`.
+    void send_as_sent(pending& p);
+
+    core_parts p_;
+    slot_pool<forward_request> forwards_;
+    slot_pool<blocking_request> blockings_;
+    slot_pool<select_probe> probes_;
+    std::shared_ptr<backend::link> pinned_;
+    bool pinned_broken_ = false;
+    std::size_t in_flight_ = 0;
+    std::vector<const command::owned_effect*> writes_;  // effects of the writes not yet answered
+    command::cache_effect effect_scratch_;
+    std::string request_scratch_;
+};
+
+}  // namespace respcache::proxy

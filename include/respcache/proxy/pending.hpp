@@ -1,0 +1,55 @@
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "respcache/backend/link.hpp"
+#include "respcache/proxy/slot.hpp"
+
+namespace respcache::proxy {
+
+class pending;
+
+// Told when a pending request has all its replies (or failed): the client core, which counts what is
+// in flight, moves the reply along the queue and wakes the I/O shell.
+class completion_sink {
+public:
+    virtual ~completion_sink() = default;
+    virtual void completed(pending& p) = 0;
+    // Whether replies are dropped as they come (the client is gone).
+    virtual bool discarding() const noexcept = 0;
+};
+
+// A request sent to Redis: its place in the reply queue, and the receiver of its replies on the link.
+// A request may carry commands before the client's (a prelude, such as CLIENT CACHING yes) and after
+// it (PTTL); `client_index` says which reply is the client's. Each kind is a small subclass with its own
+// completion; none has a kind switch. Lives in the reply queue until its reply has left.
+class pending : public slot, public backend::request {
+public:
+    pending(slot_home& home, completion_sink& sink) noexcept : slot(home), sink_(&sink) {}
+
+    void on_reply(std::size_t index, std::string_view bytes) final;
+    void on_error(std::string_view reason) final;
+
+    backend::link* link = nullptr;   // where it was sent
+    std::uint32_t client_index = 0;  // which reply is the client's (earlier ones are preludes)
+    std::uint32_t replies = 1;
+    bool errored = false;            // the link failed before every reply was in
+    bool got_reply = false;          // the client's reply is in `data`
+
+    // Every reply is in, or the link failed: the kind's own work, before the reply moves on.
+    virtual void complete() {}
+
+protected:
+    void clear() override;
+    // A reply before the client's, or after it.
+    virtual void prelude_reply(std::size_t /*index*/, std::string_view /*bytes*/) {}
+    virtual void trailing_reply(std::size_t /*index*/, std::string_view /*bytes*/) {}
+    // The link failed: kinds that filled something may need to undo it.
+    virtual void failed() {}
+
+private:
+    completion_sink* sink_;
+};
+
+}  // namespace respcache::proxy

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "respcache/coherence/tracker.hpp"
+#include "respcache/command/table.hpp"
+#include "respcache/proxy/forwarder.hpp"
+
+namespace respcache::proxy {
+
+// Cached reads (rows of the command table with a read policy): a hit is copied from the cache into the
+// reply queue; a miss is fetched from Redis on the shared link, tracked (coherence invariant 3) and, if
+// nothing invalidated its key meanwhile (invariant 2), inserted. The read gate decides, once per batch,
+// whether hits may be served at all (invariant 5). One client's thread.
+class read_through {
+public:
+    enum class outcome {
+        served,        // answered from the cache, or sent to Redis
+        wait_barrier,  // --consistency strict: ask again once a read barrier has passed
+    };
+
+    read_through(core_parts parts, forwarder& fwd);
+    ~read_through();
+
+    outcome serve(command::args_view args, const command::read_policy& policy);
+
+    // New bytes of the client were read: the cache must be caught up with again before a hit.
+    void new_batch() noexcept { gate_.new_batch(); }
+    // The read barrier asked for by wait_barrier was answered (ok) or failed.
+    void barrier_done(bool ok) noexcept { gate_.barrier_done(ok); }
+
+private:
+    class fill_request;
+
+    void fill(const cache::key& k, const command::read_policy& policy);
+
+    core_parts p_;
+    forwarder& fwd_;
+    coherence::read_gate gate_;
+    slot_pool<fill_request> fills_;
+    std::string request_;  // a miss's request, reused
+};
+
+}  // namespace respcache::proxy

@@ -1,0 +1,65 @@
+#include "respcache/backend/reply_matcher.hpp"
+
+#include <algorithm>
+
+namespace respcache::backend {
+
+std::string unavailable(std::string_view detail) { return "backend unavailable: " + std::string(detail); }
+
+void reply_matcher::expect(request* r, std::uint32_t replies, milliseconds timeout, clock::time_point now) {
+    if (sink_ != nullptr) return;
+    if (pending_.empty()) last_progress_ = now;
+    pending_.push_back({r, replies, 0, now, timeout});
+}
+
+void reply_matcher::expect_first(request* r, std::uint32_t replies, milliseconds timeout, clock::time_point now) {
+    last_progress_ = now;
+    pending_.push_front({r, replies, 0, now, timeout});
+}
+
+bool reply_matcher::deliver(std::string_view bytes) {
+    // Requests sent before stream mode began (the log-in, a SELECT) keep their replies; everything
+    // after goes to the sink.
+    if (pending_.empty()) {
+        if (sink_ == nullptr) return false;
+        sink_->on_stream_reply(bytes);
+        return true;
+    }
+    pending& front = pending_.front();
+    request* target = front.target;
+    const std::size_t index = front.next_index++;
+    if (--front.remaining == 0) pending_.pop_front();
+    if (target != nullptr) target->on_reply(index, bytes);
+    return true;
+}
+
+std::string reply_matcher::feed(io_buffer& in, const bool& stop) {
+    while (!stop) {
+        const resp::frame_result fr = framer_.next(in.readable());
+        if (fr.status == resp::frame_status::need_more) return std::string();
+        if (fr.status == resp::frame_status::error) return "protocol error: " + framer_.error_text();
+        const std::string_view bytes = in.readable().substr(0, fr.length);
+        const bool wanted = deliver(bytes);
+        in.consume(fr.length);
+        if (!wanted) return "a reply nobody asked for";
+    }
+    return std::string();
+}
+
+void reply_matcher::fail_all(std::string_view reason) {
+    std::deque<pending> failed;
+    failed.swap(pending_);
+    for (auto& p : failed)
+        if (p.target != nullptr) p.target->on_error(reason);
+    if (sink_ != nullptr) sink_->on_stream_error(reason);
+}
+
+std::optional<reply_matcher::milliseconds> reply_matcher::overdue(clock::time_point now) const noexcept {
+    if (pending_.empty()) return std::nullopt;
+    const pending& front = pending_.front();
+    if (front.timeout == milliseconds::max()) return std::nullopt;
+    if (now - std::max(front.sent, last_progress_) > front.timeout) return front.timeout;
+    return std::nullopt;
+}
+
+}  // namespace respcache::backend

@@ -1,0 +1,309 @@
+#pragma once
+
+// The inside of lru_cache, shared by its sources only: the entry layout and one shard (see the
+// invariants in include/respcache/cache/lru_cache.hpp).
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#include "respcache/cache/lru_cache.hpp"
+
+namespace respcache::cache {
+
+namespace detail {
+constexpr std::size_t kGenerations = 1024;        // generation slots per shard
+constexpr std::size_t kCopyUnderLock = 4096;      // replies up to this size are copied under the lock
+constexpr std::size_t kReapBatch = 1024;          // most removals per lock hold in remove_expired
+constexpr std::size_t kInitialBuckets = 16;
+
+// Which bits of the hash pick what: the shard from the top, the bucket from the bottom, the generation
+// slot from the middle, so that the three stay independent.
+inline std::size_t shard_bits(std::uint64_t h) noexcept { return static_cast<std::size_t>(h >> 40); }
+inline std::size_t generation_slot(std::uint64_t h) noexcept {
+    return static_cast<std::size_t>(h >> 20) & (kGenerations - 1);
+}
+}  // namespace detail
+
+using namespace detail;
+
+// A reply too large to copy under the shard lock lives in a block of its own that readers pin.
+struct large_reply {
+    std::atomic<std::uint32_t> refs{1};
+    std::uint32_t len = 0;
+    char* bytes() noexcept { return reinterpret_cast<char*>(this + 1); }
+    static large_reply* create(std::string_view reply) {
+        void* mem = ::operator new(sizeof(large_reply) + reply.size());
+        auto* r = new (mem) large_reply();
+        r->len = static_cast<std::uint32_t>(reply.size());
+        std::memcpy(r->bytes(), reply.data(), reply.size());
+        return r;
+    }
+    void unref() noexcept {
+        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            this->~large_reply();
+            ::operator delete(this);
+        }
+    }
+};
+
+// One cached entry: 44 bytes of bookkeeping, then the name and the encoded reply in the same allocation
+// (or, for a reply above kCopyUnderLock, a pointer to its large_reply). Kept this small because it is
+// paid per key: 1M entries of 16-byte keys and 100-byte values cost less than Redis's own per-key
+// overhead (see README "Benchmarks").
+struct lru_cache::entry {
+    entry* prev;               // LRU list
+    entry* next;
+    entry* chain;              // bucket chain; also the graveyard link once removed
+    std::uint32_t expires_at;  // a clock::now() value truncated to 32 bits: see expired()
+    std::uint32_t hash;        // the low 32 bits of hash_name(name)
+    std::uint32_t heap_slot;
+    std::uint32_t reply_len;
+    std::uint16_t name_len;
+    std::uint16_t db;
+
+    static constexpr std::size_t header = 3 * sizeof(entry*) + 4 * sizeof(std::uint32_t) + 2 * sizeof(std::uint16_t);
+
+    char* bytes() noexcept { return reinterpret_cast<char*>(this) + header; }
+    bool large() const noexcept { return reply_len > kCopyUnderLock; }
+    std::string_view name() noexcept { return {bytes(), name_len}; }
+    large_reply* block() noexcept {
+        large_reply* r;
+        std::memcpy(&r, bytes() + name_len, sizeof r);
+        return r;
+    }
+    // The inline reply (large() == false only).
+    std::string_view reply() noexcept { return {bytes() + name_len, reply_len}; }
+    std::size_t charge() const noexcept { return entry_charge(name_len, reply_len); }
+
+    // Times are kept modulo 2^32 ms and compared as serial numbers, which is exact while every entry
+    // expires within 2^31 ms (24.8 days) of now: --ttl is capped below that.
+    static std::uint32_t stamp(millis t) noexcept { return static_cast<std::uint32_t>(t); }
+    bool expired(millis now) const noexcept { return static_cast<std::int32_t>(stamp(now) - expires_at) >= 0; }
+    static bool earlier(const entry* a, const entry* b) noexcept {
+        return static_cast<std::int32_t>(a->expires_at - b->expires_at) < 0;
+    }
+
+    static entry* create(const key& k, std::string_view reply) {
+        const bool big = reply.size() > kCopyUnderLock;
+        const std::size_t body = big ? sizeof(large_reply*) : reply.size();
+        void* mem = ::operator new(header + k.name.size() + body);
+        auto* e = static_cast<entry*>(mem);
+        e->prev = e->next = e->chain = nullptr;
+        e->expires_at = 0;
+        e->hash = static_cast<std::uint32_t>(k.hash);
+        e->heap_slot = 0;
+        e->reply_len = static_cast<std::uint32_t>(reply.size());
+        e->name_len = static_cast<std::uint16_t>(k.name.size());
+        e->db = static_cast<std::uint16_t>(k.db);
+        std::memcpy(e->bytes(), k.name.data(), k.name.size());
+        if (big) {
+            large_reply* r = large_reply::create(reply);
+            std::memcpy(e->bytes() + k.name.size(), &r, sizeof r);
+        } else {
+            std::memcpy(e->bytes() + k.name.size(), reply.data(), reply.size());
+        }
+        return e;
+    }
+    static void destroy(entry* e) noexcept {
+        if (e->large()) e->block()->unref();
+        ::operator delete(e);
+    }
+};
+
+// Entries removed under a shard lock, released once the lock is gone.
+class graveyard {
+public:
+    graveyard() = default;
+    graveyard(const graveyard&) = delete;
+    graveyard& operator=(const graveyard&) = delete;
+    template <typename Entry>
+    void bury(Entry* e) noexcept {
+        e->chain = static_cast<Entry*>(head_);
+        head_ = e;
+    }
+    template <typename Entry>
+    void release() noexcept {
+        auto* e = static_cast<Entry*>(head_);
+        head_ = nullptr;
+        while (e != nullptr) {
+            auto* next = e->chain;
+            Entry::destroy(e);
+            e = next;
+        }
+    }
+
+private:
+    void* head_ = nullptr;
+};
+
+class lru_cache::shard {
+public:
+    shard() {
+        head_.prev = &head_;
+        head_.next = &head_;
+        buckets_.assign(kInitialBuckets, nullptr);
+    }
+    ~shard() {
+        for (entry* e = head_.next; e != &head_;) {
+            entry* next = e->next;
+            entry::destroy(e);
+            e = next;
+        }
+    }
+
+    mutable std::mutex mu_;
+    // Everything below is GUARDED_BY(mu_).
+    entry head_{};
+    std::vector<entry*> buckets_;
+    std::vector<entry*> heap_;
+    std::size_t count_ = 0;
+    std::size_t bytes_ = 0;
+    std::size_t capacity_ = 0;
+    std::size_t max_memory_ = 0;
+    millis ttl_ = 0;
+    std::array<std::uint64_t, kGenerations> generations_{};
+    std::uint64_t epoch_ = 0;
+    counters stats_;
+
+    entry** find_link(std::uint32_t db, std::string_view name, std::uint64_t hash) noexcept {
+        entry** link = &buckets_[hash & (buckets_.size() - 1)];
+        while (*link != nullptr) {
+            entry* e = *link;
+            if (e->hash == static_cast<std::uint32_t>(hash) && e->db == db && e->name() == name) return link;
+            link = &e->chain;
+        }
+        return link;
+    }
+    entry** link_of(entry* target) noexcept {
+        entry** link = &buckets_[target->hash & (buckets_.size() - 1)];
+        while (*link != target) link = &(*link)->chain;
+        return link;
+    }
+
+    void lru_unlink(entry* e) noexcept {
+        e->prev->next = e->next;
+        e->next->prev = e->prev;
+    }
+    void lru_push_front(entry* e) noexcept {
+        e->next = head_.next;
+        e->prev = &head_;
+        head_.next->prev = e;
+        head_.next = e;
+    }
+
+    bool heap_less(std::size_t a, std::size_t b) const noexcept {
+        return entry::earlier(heap_[a], heap_[b]);
+    }
+    void heap_swap(std::size_t a, std::size_t b) noexcept {
+        std::swap(heap_[a], heap_[b]);
+        heap_[a]->heap_slot = static_cast<std::uint32_t>(a);
+        heap_[b]->heap_slot = static_cast<std::uint32_t>(b);
+    }
+    void sift_up(std::size_t i) noexcept {
+        while (i > 0) {
+            std::size_t parent = (i - 1) / 2;
+            if (!heap_less(i, parent)) break;
+            heap_swap(i, parent);
+            i = parent;
+        }
+    }
+    void sift_down(std::size_t i) noexcept {
+        for (;;) {
+            std::size_t l = 2 * i + 1;
+            std::size_t r = l + 1;
+            std::size_t m = i;
+            if (l < heap_.size() && heap_less(l, m)) m = l;
+            if (r < heap_.size() && heap_less(r, m)) m = r;
+            if (m == i) return;
+            heap_swap(i, m);
+            i = m;
+        }
+    }
+    void heap_push(entry* e) {
+        // Grown by a quarter at a time rather than doubled: this array costs a pointer per entry already.
+        if (heap_.size() == heap_.capacity()) heap_.reserve(heap_.capacity() + heap_.capacity() / 4 + 64);
+        e->heap_slot = static_cast<std::uint32_t>(heap_.size());
+        heap_.push_back(e);
+        sift_up(heap_.size() - 1);
+    }
+    void heap_erase(entry* e) noexcept {
+        const std::size_t i = e->heap_slot;
+        entry* last = heap_.back();
+        heap_.pop_back();
+        if (i < heap_.size()) {
+            heap_[i] = last;
+            last->heap_slot = static_cast<std::uint32_t>(i);
+            sift_down(i);
+            sift_up(i);
+        }
+    }
+
+    // Unlinks the entry that *link points to from all three structures and hands it to `dead`.
+    void remove(entry** link, graveyard& dead) noexcept {
+        entry* e = *link;
+        *link = e->chain;
+        lru_unlink(e);
+        heap_erase(e);
+        --count_;
+        bytes_ -= e->charge();
+        dead.bury(e);
+    }
+    void remove(entry* e, graveyard& dead) noexcept { remove(link_of(e), dead); }
+
+    void grow_index() {
+        std::vector<entry*> bigger(buckets_.size() * 2, nullptr);
+        const std::size_t mask = bigger.size() - 1;
+        for (entry* head : buckets_) {
+            while (head != nullptr) {
+                entry* next = head->chain;
+                entry*& slot = bigger[head->hash & mask];
+                head->chain = slot;
+                slot = head;
+                head = next;
+            }
+        }
+        buckets_.swap(bigger);
+    }
+
+    // A shorter --ttl: no entry may outlive `latest` any more. O(n log n), at a reload.
+    void shorten_lives(millis latest) noexcept {
+        const std::uint32_t cap = entry::stamp(latest);
+        bool changed = false;
+        for (entry* e : heap_) {
+            if (static_cast<std::int32_t>(e->expires_at - cap) > 0) {
+                e->expires_at = cap;
+                changed = true;
+            }
+        }
+        if (!changed) return;
+        for (std::size_t i = 0; i < heap_.size(); ++i) sift_up(i);
+    }
+
+    bool over_limits() const noexcept {
+        return count_ > capacity_ || (max_memory_ != 0 && bytes_ > max_memory_);
+    }
+    void evict_to_limits(graveyard& dead) noexcept {
+        while (count_ > 0 && over_limits()) {
+            remove(head_.prev, dead);
+            ++stats_.evictions;
+        }
+    }
+    void remove_all_where(graveyard& dead, const std::function<bool(const entry&)>& pred) {
+        for (entry* e = head_.next; e != &head_;) {
+            entry* next = e->next;
+            if (pred(*e)) {
+                remove(e, dead);
+                ++stats_.invalidations;
+            }
+            e = next;
+        }
+    }
+};
+
+}  // namespace respcache::cache

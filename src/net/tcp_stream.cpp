@@ -1,0 +1,148 @@
+#include "respcache/net/tcp_stream.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace respcache::net {
+
+using asio::ip::tcp;
+
+namespace {
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+std::string endpoint_text(const tcp::endpoint& ep) {
+    const auto addr = ep.address();
+    if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
+    return addr.to_string() + ":" + std::to_string(ep.port());
+}
+}  // namespace
+
+tcp_stream::tcp_stream(asio::any_io_executor ex) : socket_(ex) {}
+
+tcp_stream::tcp_stream(tcp::socket socket) : socket_(socket.get_executor()) { adopt(std::move(socket), false); }
+
+tcp_stream::~tcp_stream() { close(); }
+
+void tcp_stream::adopt(tcp::socket socket, bool keep_alive) {
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    if (keep_alive) socket.set_option(asio::socket_base::keep_alive(true), ignored);
+    socket.non_blocking(true, ignored);
+    socket_ = std::move(socket);
+    fd_.store(socket_.is_open() ? static_cast<int>(socket_.native_handle()) : -1, std::memory_order_seq_cst);
+}
+
+std::size_t tcp_stream::read_now(asio::mutable_buffer into, error_code& ec) noexcept {
+    ec.clear();
+    const int fd = fd_.load(std::memory_order_seq_cst);
+    if (fd < 0) {
+        ec = asio::error::bad_descriptor;
+        return 0;
+    }
+    for (;;) {
+        const ssize_t n = ::recv(fd, into.data(), into.size(), MSG_DONTWAIT);
+        if (n > 0) return static_cast<std::size_t>(n);
+        if (n == 0) {
+            ec = asio::error::eof;
+            return 0;
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            ec = asio::error::would_block;
+        else
+            ec = error_code(errno, boost::system::system_category());
+        return 0;
+    }
+}
+
+bool tcp_stream::input_waiting() const noexcept {
+    const int fd = fd_.load(std::memory_order_seq_cst);
+    if (fd < 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 0) != 0;
+}
+
+void tcp_stream::cancel() noexcept {
+    error_code ignored;
+    socket_.cancel(ignored);
+}
+
+void tcp_stream::shutdown() noexcept {
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+void tcp_stream::close() noexcept {
+    fd_.store(-1, std::memory_order_seq_cst);
+    error_code ignored;
+    socket_.close(ignored);
+}
+
+std::string tcp_stream::peer_address() const {
+    error_code ec;
+    const auto ep = socket_.remote_endpoint(ec);
+    return ec ? std::string() : endpoint_text(ep);
+}
+
+std::string tcp_stream::local_address() const {
+    error_code ec;
+    const auto ep = socket_.local_endpoint(ec);
+    return ec ? std::string() : endpoint_text(ep);
+}
+
+void tcp_stream::start_wait_readable(wait_handler handler) {
+    socket_.async_wait(tcp::socket::wait_read, std::move(handler));
+}
+
+void tcp_stream::start_read_some(asio::mutable_buffer into, transfer_handler handler) {
+    socket_.async_read_some(into, std::move(handler));
+}
+
+void tcp_stream::start_write_all(asio::const_buffer bytes, transfer_handler handler) {
+    asio::async_write(socket_, bytes, std::move(handler));
+}
+
+void tcp_stream::start_connect(std::string host, std::uint16_t port, std::chrono::milliseconds timeout,
+                               connect_handler handler) {
+    asio::co_spawn(socket_.get_executor(), connect(std::move(host), port, timeout),
+                   [h = std::move(handler)](std::exception_ptr e, std::string error) mutable {
+                       std::move(h)(e ? std::string("connect failed") : std::move(error));
+                   });
+}
+
+asio::awaitable<std::string> tcp_stream::connect(std::string host, std::uint16_t port,
+                                                 std::chrono::milliseconds timeout) {
+    using namespace asio::experimental::awaitable_operators;
+    close();
+    const auto ex = socket_.get_executor();
+    tcp::resolver resolver(ex);
+    asio::steady_timer timer(ex);
+    timer.expires_after(timeout);
+    const std::string timeout_text = "timed out connecting after " + std::to_string(timeout.count()) + "ms";
+    auto resolved = co_await (resolver.async_resolve(host, std::to_string(port), use_tuple) || timer.async_wait(use_tuple));
+    if (resolved.index() == 1) co_return timeout_text;
+    auto [rec, endpoints] = std::get<0>(resolved);
+    if (rec) co_return "cannot resolve " + host + ": " + rec.message();
+    tcp::socket sock(ex);
+    auto connected = co_await (asio::async_connect(sock, endpoints, use_tuple) || timer.async_wait(use_tuple));
+    if (connected.index() == 1) co_return timeout_text;
+    auto [cec, endpoint] = std::get<0>(connected);
+    (void)endpoint;
+    if (cec) co_return cec.message();
+    adopt(std::move(sock), true);
+    co_return std::string();
+}
+
+std::unique_ptr<stream> make_tcp_stream(asio::any_io_executor ex) { return std::make_unique<tcp_stream>(ex); }
+
+}  // namespace respcache::net

@@ -1,0 +1,90 @@
+#include "respcache/proxy/auth.hpp"
+
+#include "respcache/command/handlers/handlers.hpp"
+#include "respcache/resp/reply_view.hpp"
+#include "respcache/resp/writer.hpp"
+#include "respcache/util/log.hpp"
+
+namespace respcache::proxy {
+
+// An AUTH sent to Redis on a connection of its own.
+class auth::attempt final : public pending {
+public:
+    attempt(slot_home& home, auth& owner) : pending(home, owner.p_.sink), owner_(owner) {}
+
+    std::shared_ptr<backend::link> own;  // the connection it runs on
+    bool hello = false;
+    std::string name;  // HELLO's SETNAME
+    std::string user;
+
+    void complete() override { owner_.attempt_done(*this); }
+
+protected:
+    void clear() override {
+        pending::clear();
+        own.reset();
+        hello = false;
+        name.clear();
+        user.clear();
+    }
+
+private:
+    auth& owner_;
+};
+
+auth::auth(command::context& ctx, core_parts parts, forwarder& fwd, resp::request_parser& parser)
+    : ctx_(ctx), p_(parts), fwd_(fwd), parser_(parser), attempts_(*this) {
+    set_authenticated(!p_.env.settings.password_required.load());
+}
+
+auth::~auth() = default;
+
+void auth::set_authenticated(bool in) {
+    authenticated_ = in;
+    parser_.set_unauthenticated(!in);
+}
+
+bool auth::log_in_locally(std::string_view user, std::string_view password) {
+    if (user != "default" || !p_.env.host.password_matches(password)) {
+        p_.env.stats.auth_failures.add();
+        log::limited("auth-failure", spdlog::level::warn, "AUTH refused",
+                     {{"client", p_.client.id()}, {"addr", p_.client.info->addr}});
+        return false;
+    }
+    set_authenticated(true);
+    std::lock_guard guard(p_.client.info->mu);
+    p_.client.info->user = std::string(user);
+    return true;
+}
+
+void auth::log_in_via_backend(command::args_view auth_args, bool hello, std::string name) {
+    attempt& a = p_.queue.push_new(attempts_);
+    a.hello = hello;
+    a.name = std::move(name);
+    a.user = auth_args.size() == 3 ? std::string(auth_args[1]) : std::string("default");
+    a.own = p_.env.links.acquire_dedicated();
+    request_.clear();
+    resp::write_command(request_, auth_args);
+    fwd_.send_on(*a.own, a, request_, 1, p_.env.settings.request_timeout());
+}
+
+void auth::attempt_done(attempt& a) {
+    // The connection now speaks as the client's user: never reuse it.
+    if (a.own) p_.env.links.release_dedicated(std::move(a.own), false);
+    if (!resp::is_ok(a.data)) return;
+    {
+        std::lock_guard guard(p_.client.info->mu);
+        p_.client.info->user = a.user;
+        if (a.hello && !a.name.empty()) p_.client.info->name = a.name;
+    }
+    if (!a.hello) return;
+    a.data.clear();
+    resp::reply_builder out(&a.data, p_.client.proto);
+    command::hello_reply(ctx_, out);
+}
+
+void auth::reset() {
+    if (p_.env.settings.password_required.load()) set_authenticated(false);
+}
+
+}  // namespace respcache::proxy

@@ -1,0 +1,237 @@
+#include "respcache/proxy/forwarder.hpp"
+
+#include <algorithm>
+
+#include "respcache/command/blocking.hpp"
+#include "respcache/resp/reply_builder.hpp"
+#include "respcache/resp/reply_view.hpp"
+#include "respcache/resp/writer.hpp"
+#include "respcache/util/ascii.hpp"
+
+namespace respcache::proxy {
+
+using std::chrono::milliseconds;
+
+// A command sent as the client sent it. A write carries its cache effect, applied again at its reply
+// for fills that raced with it; INFO gets the proxy's section; MODULE may change the command table.
+class forwarder::forward_request : public pending {
+public:
+    forward_request(slot_home& home, forwarder& owner) : pending(home, owner.p_.sink), owner_(owner) {}
+
+    command::owned_effect effect;
+    bool with_proxy_info = false;
+    bool refresh_catalog = false;
+
+    void complete() override {
+        if (refresh_catalog && !errored) owner_.p_.env.host.refresh_catalog();
+        if (with_proxy_info) append_proxy_info();
+        if (!effect.empty()) owner_.write_answered(effect);
+    }
+
+protected:
+    void clear() override {
+        pending::clear();
+        effect.clear();
+        with_proxy_info = false;
+        refresh_catalog = false;
+    }
+    forwarder& owner_;
+
+private:
+    void append_proxy_info() {
+        const std::string section = owner_.p_.env.host.proxy_info();
+        resp::reply_builder out(&data);
+        if (auto text = resp::string_value(data); text && resp::is_bulk(data)) {
+            std::string joined(*text);
+            joined += "\r\n";
+            joined += section;
+            data.clear();
+            out.bulk(joined);
+        } else if (errored) {
+            // The backend is unreachable: the proxy's own figures are what an operator needs now.
+            data.clear();
+            out.bulk(section);
+        }
+    }
+};
+
+// A command that may block, on the pinned link; while it waits, the client is blocked.
+class forwarder::blocking_request final : public forward_request {
+public:
+    using forward_request::forward_request;
+
+    void complete() override {
+        forward_request::complete();
+        client_state& c = owner_.p_.client;
+        if (c.mode == mode::blocked) c.mode = mode::normal;
+        c.info->blocked = false;
+        c.info->blocked_backend_id = 0;
+    }
+};
+
+// SELECT n; SELECT <the link's database>: Redis judges n, and the shared link stays where it was.
+class forwarder::select_probe final : public pending {
+public:
+    select_probe(slot_home& home, forwarder& owner) : pending(home, owner.p_.sink), owner_(owner) {}
+    std::uint32_t db = 0;
+    void complete() override {
+        if (resp::is_ok(data)) owner_.p_.client.set_db(db);
+    }
+
+protected:
+    void clear() override {
+        pending::clear();
+        db = 0;
+    }
+
+private:
+    forwarder& owner_;
+};
+
+forwarder::forwarder(core_parts parts) : p_(parts), forwards_(*this), blockings_(*this), probes_(*this) {}
+
+forwarder::~forwarder() = default;
+
+backend::link& forwarder::target() { return pinned_ ? *pinned_ : shared_link(); }
+
+backend::link& forwarder::shared_link() { return p_.env.links.shared(p_.env.links.shared_index(p_.client.id())); }
+
+coherence::link_tracking& forwarder::shared_tracking() {
+    return p_.env.tracking[p_.env.links.shared_index(p_.client.id())];
+}
+
+void forwarder::pin() {
+    if (pinned_) return;
+    pinned_ = p_.env.links.acquire_dedicated();
+    pinned_broken_ = false;
+    p_.env.stats.pinned.add();
+}
+
+void forwarder::release(bool clean) {
+    if (!pinned_) return;
+    auto l = std::move(pinned_);
+    pinned_.reset();
+    p_.env.links.release_dedicated(std::move(l), clean && !pinned_broken_);
+    p_.env.stats.pinned.sub();
+    pinned_broken_ = false;
+}
+
+void forwarder::send(pending& p, std::string_view bytes, std::uint32_t replies, milliseconds timeout) {
+    backend::link& l = target();
+    l.select(p_.client.db);
+    send_on(l, p, bytes, replies, timeout);
+}
+
+void forwarder::send_on(backend::link& l, pending& p, std::string_view bytes, std::uint32_t replies,
+                        milliseconds timeout) {
+    p.link = &l;
+    p.replies = replies;
+    ++in_flight_;
+    p_.env.stats.in_flight.add();
+    l.send(bytes, replies, &p, timeout);
+}
+
+void forwarder::answered(pending& p) {
+    --in_flight_;
+    p_.env.stats.in_flight.sub();
+    if (!p.errored) return;
+    p_.env.stats.backend_errors.add();
+    if (pinned_ && p.link == pinned_.get()) pinned_broken_ = true;
+}
+
+const command::command_info* forwarder::describe(command::args_view args) const {
+    const command::catalog* cat = p_.env.host.catalog();
+    return cat != nullptr ? cat->find(args) : nullptr;
+}
+
+const command::cache_effect& forwarder::effect_of(command::args_view args, const command::command_info* info,
+                                                  std::uint32_t db) {
+    command::effect_of(info, args, db, effect_scratch_);
+    return effect_scratch_;
+}
+
+void forwarder::carry_effect(command::owned_effect& into, command::args_view args, const command::command_info* info) {
+    const command::cache_effect& e = effect_of(args, info, p_.client.db);
+    if (e.empty()) return;
+    into.add(e);
+    // Invalidated now, so that a read behind this write in the same pipeline misses and is sent after it
+    // on the same link; and again at the reply, for fills that raced with the write.
+    write_sent(into);
+}
+
+void forwarder::send_as_sent(pending& p) {
+    p_.env.stats.forwarded.add();
+    send(p, p_.client.raw, 1, p_.env.settings.request_timeout());
+}
+
+void forwarder::forward(command::args_view args, const command::command_info* info) {
+    forward_request& r = p_.queue.push_new(forwards_);
+    r.refresh_catalog = util::iequals(args[0], "module");
+    carry_effect(r.effect, args, info != nullptr ? info : describe(args));
+    send_as_sent(r);
+}
+
+void forwarder::forward_queued() { send_as_sent(p_.queue.push_new(forwards_)); }
+
+void forwarder::forward_info(bool with_proxy) {
+    forward_request& r = p_.queue.push_new(forwards_);
+    r.with_proxy_info = with_proxy;
+    send_as_sent(r);
+}
+
+void forwarder::forward_blocking(command::args_view args, const command::command_info* info) {
+    p_.env.stats.forwarded.add();
+    pin();
+    blocking_request& r = p_.queue.push_new(blockings_);
+    carry_effect(r.effect, args, info);
+    p_.client.mode = mode::blocked;
+    p_.client.info->blocked = true;
+    p_.client.info->blocked_backend_id = pinned_->backend_id();
+    const auto timeout = command::blocking_timeout(args, p_.env.settings.request_timeout());
+    const milliseconds wait = timeout ? *timeout : milliseconds::max();
+    if (util::iequals(args[0], "wait") || util::iequals(args[0], "waitaof")) {
+        // WAIT counts replicas that have the writes of the connection it runs on; the client's writes went
+        // through another one. A PUBLISH (propagated to replicas, seen by no subscriber) first moves this
+        // connection's replication offset past every write executed so far, the client's included.
+        request_scratch_.clear();
+        resp::write_command(request_scratch_, {"PUBLISH", "__respcache__:wait-barrier", ""});
+        request_scratch_.append(p_.client.raw);
+        r.client_index = 1;
+        send(r, request_scratch_, 2, wait);
+        return;
+    }
+    send(r, p_.client.raw, 1, wait);
+}
+
+void forwarder::select_via_backend(std::uint32_t db) {
+    // The backend's database count is unknown (CONFIG is not allowed): let Redis judge the index, on the
+    // shared link, and put that link back on its own database in the same round trip.
+    select_probe& p = p_.queue.push_new(probes_);
+    p.db = db;
+    backend::link& l = target();
+    l.select(p_.client.db);
+    request_scratch_.clear();
+    const std::string n = std::to_string(db);
+    const std::string back = std::to_string(l.selected_db());
+    resp::write_command(request_scratch_, {"SELECT", n});
+    resp::write_command(request_scratch_, {"SELECT", back});
+    send(p, request_scratch_, 2, p_.env.settings.request_timeout());
+}
+
+bool forwarder::write_in_flight(const cache::key& k) const noexcept {
+    for (const command::owned_effect* w : writes_)
+        if (w->touches(k)) return true;
+    return false;
+}
+
+void forwarder::write_sent(const command::owned_effect& e) {
+    e.apply(p_.env.cache);
+    writes_.push_back(&e);
+}
+
+void forwarder::write_answered(const command::owned_effect& e) {
+    e.apply(p_.env.cache);
+    std::erase(writes_, &e);
+}
+
+}  // namespace respcache::proxy

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fakes/redis7_catalog.hpp"
+#include "respcache/proxy/environment.hpp"
+
+namespace respcache::fakes {
+
+// The process and io thread a client core asks things of, with Redis 7's command table; posted work
+// waits until the test runs it.
+class fake_host final : public proxy::host {
+public:
+    command::backend_facts backend{"7.0.15", 16, true, true};
+    std::string password;          // --requirepass (empty: none)
+    int catalog_refreshes = 0;
+    std::vector<std::function<void()>> posted;
+
+    const command::catalog* catalog() override { return redis7_catalog().get(); }
+    command::backend_facts facts() const override { return backend; }
+    bool password_matches(std::string_view p) const override { return !password.empty() && p == password; }
+    std::string proxy_info() override { return "proxy_version:test\r\n"; }
+    void refresh_catalog() override { ++catalog_refreshes; }
+    void post(std::function<void()> f) override { posted.push_back(std::move(f)); }
+    // Runs what was posted (and what that posts in turn).
+    void run_posted() {
+        while (!posted.empty()) {
+            auto batch = std::move(posted);
+            posted.clear();
+            for (auto& f : batch) f();
+        }
+    }
+};
+
+}  // namespace respcache::fakes
