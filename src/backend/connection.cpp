@@ -37,7 +37,7 @@ std::unique_ptr<net::stream> make_stream(const connection_options& o, asio::any_
 // The replies to the log-in commands queued ahead of everything on each new socket.
 class connection::handshake final : public request {
 public:
-    enum class step { auth, select, setname, client_id };
+    enum class step { auth, hello, select, setname, client_id };
 
     explicit handshake(connection& owner) : owner_(owner) {}
     void begin(std::vector<step> steps) { steps_ = std::move(steps); }
@@ -45,11 +45,12 @@ public:
     void on_reply(std::size_t index, std::string_view bytes) override {
         const step s = steps_.at(index);
         const bool failed = !bytes.empty() && bytes[0] == '-';
-        if (failed && (s == step::auth || s == step::select)) {
-            // AUTH or SELECT refused: nothing sent on this connection can be trusted to run as intended.
+        if (failed && s != step::setname && s != step::client_id) {
+            // AUTH, HELLO or SELECT refused: nothing sent on this connection can be trusted to run as intended.
             std::string_view text = bytes.substr(1);
             while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
-            owner_.drop_socket(std::string(s == step::auth ? "AUTH failed: " : "SELECT failed: ") + std::string(text));
+            const char* what = s == step::auth ? "AUTH failed: " : s == step::hello ? "HELLO 3 failed: " : "SELECT failed: ";
+            owner_.drop_socket(what + std::string(text));
             return;
         }
         if (s == step::client_id && bytes.size() > 3 && bytes[0] == ':') {
@@ -88,7 +89,6 @@ connection::connection(asio::any_io_executor ex, connection_options options)
       stream_(make_stream(options_, ex)),
       watchdog_(ex),
       backoff_timer_(ex),
-      writing_(std::make_shared<std::string>()),
       in_(kReadSize),
       matcher_(options_.limits),
       db_(options_.address.db),
@@ -152,20 +152,21 @@ void connection::schedule_flush() {
 void connection::flush() {
     if (write_in_progress_ || out_.empty() || !connected_) return;
     write_in_progress_ = true;
-    writing_->swap(out_);
-    stream_->async_write_all(
-        asio::buffer(*writing_),
-        [self = shared_from_this(), buf = writing_, gen = generation_](net::error_code ec, std::size_t) {
-            if (gen != self->generation_) return;  // the socket this was for is gone
-            self->write_in_progress_ = false;
-            buf->clear();
-            if (buf->capacity() > kKeptWriteBytes) buf->shrink_to_fit();  // after a huge request
-            if (ec) {
-                self->drop_socket("write failed: " + ec.message());
-                return;
-            }
-            self->flush();
-        });
+    writing_.swap(out_);
+    stream_->write_all(asio::buffer(writing_), shared_from_this(), generation_);
+}
+
+void connection::written(net::error_code ec, std::uint64_t generation) {
+    // A write for a socket that is gone no longer touches its bytes: they were reused for the next one.
+    if (generation != generation_) return;
+    write_in_progress_ = false;
+    writing_.clear();
+    if (writing_.capacity() > kKeptWriteBytes) writing_.shrink_to_fit();  // after a huge request
+    if (ec) {
+        drop_socket("write failed: " + ec.message());
+        return;
+    }
+    flush();
 }
 
 void connection::end_socket() {
@@ -222,6 +223,10 @@ void connection::queue_handshake() {
             resp::write_command(bytes, {"AUTH", a.user, a.password});
         steps.push_back(handshake::step::auth);
     }
+    if (options_.protocol == resp::protocol::resp3) {
+        resp::write_command(bytes, {"HELLO", "3"});
+        steps.push_back(handshake::step::hello);
+    }
     if (a.db != 0) {
         const std::string n = std::to_string(a.db);
         resp::write_command(bytes, {"SELECT", n});
@@ -241,7 +246,7 @@ void connection::queue_handshake() {
 
 asio::awaitable<std::string> connection::connect_once() {
     const auto& a = options_.address;
-    auto [error] = co_await stream_->async_connect(a.host, a.port, options_.connect_timeout, use_tuple);
+    std::string error = co_await stream_->connect(a.host, a.port, options_.connect_timeout);
     if (closed_) {
         stream_->close();
         co_return "connection closed";
@@ -252,7 +257,7 @@ asio::awaitable<std::string> connection::connect_once() {
     closing_notified_ = false;
     stop_delivery_ = false;
     drop_reason_.clear();
-    if (write_in_progress_) writing_ = std::make_shared<std::string>();  // the old write keeps its buffer
+    writing_.clear();  // a write still under way was for the closed socket: it writes no more
     write_in_progress_ = false;
     in_.consume(in_.size());
     matcher_.restart();
@@ -288,7 +293,7 @@ bool connection::drain_now() {
 
 asio::awaitable<std::string> connection::read_by_readiness() {
     for (;;) {
-        auto [ec] = co_await stream_->async_wait_readable(use_tuple);
+        const net::error_code ec = co_await stream_->wait_readable();
         if (!drop_reason_.empty()) co_return drop_reason_;
         if (closed_) co_return std::string("connection closed");
         if (ec) co_return ec.message();
@@ -315,7 +320,7 @@ asio::awaitable<std::string> connection::read_loop() {
     for (;;) {
         std::size_t avail = 0;
         char* space = in_.prepare(kReadSize, avail);
-        auto [ec, n] = co_await stream_->async_read_some(asio::buffer(space, avail), use_tuple);
+        const auto [ec, n] = co_await stream_->read_some(asio::buffer(space, avail));
         if (!drop_reason_.empty()) co_return drop_reason_;
         if (ec) co_return ec == asio::error::eof ? std::string("connection closed by the backend") : ec.message();
         in_.commit(n);

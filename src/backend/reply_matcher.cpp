@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "respcache/resp/reply_view.hpp"
+
 namespace respcache::backend {
 
 std::string unavailable(std::string_view detail) { return "backend unavailable: " + std::string(detail); }
@@ -18,6 +20,12 @@ void reply_matcher::expect_first(request* r, std::uint32_t replies, milliseconds
 }
 
 bool reply_matcher::deliver(std::string_view bytes) {
+    // A RESP3 push is never the reply to a request: it goes to the sink, or nowhere (a connection that
+    // tracks keys for a redirect hears "tracking-redir-broken" when the redirect goes away).
+    if (resp::is_push(bytes)) {
+        if (sink_ != nullptr) sink_->on_stream_reply(bytes);
+        return true;
+    }
     // Requests sent before stream mode began (the log-in, a SELECT) keep their replies; everything
     // after goes to the sink.
     if (pending_.empty()) {

@@ -37,7 +37,7 @@ std::string client_info::describe() const {
     out += " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r";
     out += " cmd=" + last_command;
     out += " user=" + user;
-    out += " redir=-1 resp=2";
+    out += " redir=-1 resp=" + std::to_string(resp.load());
     out += " lib-name=" + lib_name;
     out += " lib-ver=" + lib_ver;
     return out;

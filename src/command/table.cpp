@@ -50,7 +50,7 @@ const table& table::local() {
         {"echo", 2, 0, echo},
         {"exec", 1, in_multi, exec_or_discard},
         {"get", 2, 0, read_through, &kStringRead},
-        {"hello", -1, local_no_auth, hello},
+        {"hello", -1, local_no_auth | alone, hello},
         {"info", -1, 0, info},
         {"monitor", 1, alone, monitor},
         {"multi", 1, in_multi | local_wait_before, multi},

@@ -100,24 +100,18 @@ std::string tcp_stream::local_address() const {
     return ec ? std::string() : endpoint_text(ep);
 }
 
-void tcp_stream::start_wait_readable(wait_handler handler) {
-    socket_.async_wait(tcp::socket::wait_read, std::move(handler));
+asio::awaitable<error_code> tcp_stream::wait_readable() {
+    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_tuple);
+    co_return ec;
 }
 
-void tcp_stream::start_read_some(asio::mutable_buffer into, transfer_handler handler) {
-    socket_.async_read_some(into, std::move(handler));
+asio::awaitable<stream::io_result> tcp_stream::read_some(asio::mutable_buffer into) {
+    auto [ec, n] = co_await socket_.async_read_some(into, use_tuple);
+    co_return io_result{ec, n};
 }
 
-void tcp_stream::start_write_all(asio::const_buffer bytes, transfer_handler handler) {
-    asio::async_write(socket_, bytes, std::move(handler));
-}
-
-void tcp_stream::start_connect(std::string host, std::uint16_t port, std::chrono::milliseconds timeout,
-                               connect_handler handler) {
-    asio::co_spawn(socket_.get_executor(), connect(std::move(host), port, timeout),
-                   [h = std::move(handler)](std::exception_ptr e, std::string error) mutable {
-                       std::move(h)(e ? std::string("connect failed") : std::move(error));
-                   });
+void tcp_stream::write_all(asio::const_buffer bytes, std::shared_ptr<write_receiver> r, std::uint64_t tag) {
+    asio::async_write(socket_, bytes, [r = std::move(r), tag](error_code ec, std::size_t) { r->written(ec, tag); });
 }
 
 asio::awaitable<std::string> tcp_stream::connect(std::string host, std::uint16_t port,

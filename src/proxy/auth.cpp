@@ -14,7 +14,7 @@ public:
 
     std::shared_ptr<backend::link> own;  // the connection it runs on
     bool hello = false;
-    std::string name;  // HELLO's SETNAME
+    command::hello_request wish;  // HELLO's protocol and SETNAME
     std::string user;
 
     void complete() override { owner_.attempt_done(*this); }
@@ -24,7 +24,7 @@ protected:
         pending::clear();
         own.reset();
         hello = false;
-        name.clear();
+        wish = {};
         user.clear();
     }
 
@@ -57,12 +57,12 @@ bool auth::log_in_locally(std::string_view user, std::string_view password) {
     return true;
 }
 
-void auth::log_in_via_backend(command::args_view auth_args, bool hello, std::string name) {
+void auth::log_in_via_backend(command::args_view auth_args, const command::hello_request* hello) {
     attempt& a = p_.queue.push_new(attempts_);
-    a.hello = hello;
-    a.name = std::move(name);
+    a.hello = hello != nullptr;
+    if (hello != nullptr) a.wish = *hello;
     a.user = auth_args.size() == 3 ? std::string(auth_args[1]) : std::string("default");
-    a.own = p_.env.links.acquire_dedicated();
+    a.own = p_.env.links.acquire_dedicated(p_.client.proto);
     request_.clear();
     resp::write_command(request_, auth_args);
     fwd_.send_on(*a.own, a, request_, 1, p_.env.settings.request_timeout());
@@ -75,9 +75,10 @@ void auth::attempt_done(attempt& a) {
     {
         std::lock_guard guard(p_.client.info->mu);
         p_.client.info->user = a.user;
-        if (a.hello && !a.name.empty()) p_.client.info->name = a.name;
+        if (a.hello && !a.wish.name.empty()) p_.client.info->name = a.wish.name;
     }
     if (!a.hello) return;
+    if (a.wish.version != 0) ctx_.set_protocol(static_cast<resp::protocol>(a.wish.version));
     a.data.clear();
     resp::reply_builder out(&a.data, p_.client.proto);
     command::hello_reply(ctx_, out);

@@ -29,8 +29,13 @@ bool client_core::log_in_locally(std::string_view user, std::string_view passwor
     return auth_.log_in_locally(user, password);
 }
 
-void client_core::log_in_via_backend(command::args_view auth_args, bool hello, std::string name) {
-    auth_.log_in_via_backend(auth_args, hello, std::move(name));
+void client_core::log_in_via_backend(command::args_view auth_args, const command::hello_request* hello) {
+    auth_.log_in_via_backend(auth_args, hello);
+}
+
+void client_core::set_protocol(resp::protocol p) {
+    state_.proto = p;
+    state_.info->resp = static_cast<int>(p);
 }
 
 void client_core::set_reply_mode(command::reply_mode m) {
@@ -54,6 +59,7 @@ void client_core::reset() {
     txn_.forget();
     if (state_.mode != mode::closing) state_.mode = stop_requested_ ? mode::draining : mode::normal;
     state_.set_db(0);
+    set_protocol(resp::protocol::resp2);
     auth_.reset();
     {
         std::lock_guard guard(state_.info->mu);

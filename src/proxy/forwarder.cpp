@@ -40,17 +40,17 @@ protected:
 private:
     void append_proxy_info() {
         const std::string section = owner_.p_.env.host.proxy_info();
-        resp::reply_builder out(&data);
-        if (auto text = resp::string_value(data); text && resp::is_bulk(data)) {
+        resp::reply_builder out(&data, owner_.p_.client.proto);
+        if (auto text = resp::string_value(data); text && (resp::is_bulk(data) || data[0] == '=')) {
             std::string joined(*text);
             joined += "\r\n";
             joined += section;
             data.clear();
-            out.bulk(joined);
+            out.verbatim(joined);
         } else if (errored) {
             // The backend is unreachable: the proxy's own figures are what an operator needs now.
             data.clear();
-            out.bulk(section);
+            out.verbatim(section);
         }
     }
 };
@@ -94,15 +94,17 @@ forwarder::~forwarder() = default;
 
 backend::link& forwarder::target() { return pinned_ ? *pinned_ : shared_link(); }
 
-backend::link& forwarder::shared_link() { return p_.env.links.shared(p_.env.links.shared_index(p_.client.id())); }
+std::size_t forwarder::shared_index() const noexcept { return p_.env.links.shared_index(p_.client.id(), p_.client.proto); }
+
+backend::link& forwarder::shared_link() { return p_.env.links.shared(shared_index()); }
 
 coherence::link_tracking& forwarder::shared_tracking() {
-    return p_.env.tracking[p_.env.links.shared_index(p_.client.id())];
+    return p_.env.tracking[shared_index()];
 }
 
 void forwarder::pin() {
     if (pinned_) return;
-    pinned_ = p_.env.links.acquire_dedicated();
+    pinned_ = p_.env.links.acquire_dedicated(p_.client.proto);
     pinned_broken_ = false;
     p_.env.stats.pinned.add();
 }

@@ -68,8 +68,9 @@ void tunnel::finish(tunnel_end how) {
 }
 
 bool tunnel::note_counts(std::string_view bytes) {
-    if (monitor_ || bytes.empty() || bytes[0] != '*') return false;
-    auto items = resp::array_elements(bytes);
+    // Pub/sub frames: arrays in RESP2, pushes in RESP3, both [kind, channel, (pattern,) payload | count].
+    if (monitor_ || bytes.empty() || (bytes[0] != '*' && bytes[0] != '>')) return false;
+    auto items = resp::elements(bytes);
     if (!items || items->empty()) return false;
     auto kind = resp::string_value((*items)[0]);
     if (!kind) return false;
@@ -81,9 +82,12 @@ bool tunnel::note_counts(std::string_view bytes) {
     if (*kind == "subscribe" || *kind == "unsubscribe" || *kind == "psubscribe" || *kind == "punsubscribe") {
         channels_ = *count;
         p_.client.info->subscriptions = static_cast<int>(channels_);
-    } else if (*kind == "ssubscribe" || *kind == "sunsubscribe") {
+        return true;
+    }
+    if (*kind == "ssubscribe" || *kind == "sunsubscribe") {
         shard_channels_ = *count;
         p_.client.info->shard_subscriptions = static_cast<int>(shard_channels_);
+        return true;
     }
     return false;
 }
@@ -95,13 +99,14 @@ void tunnel::on_stream_reply(std::string_view bytes) {
         finish(how);
         return;
     }
-    if (!p_.queue.reply_off()) p_.queue.output().append(bytes);
-    const bool push = note_counts(bytes);
+    // Messages and (un)subscribe confirmations are pushed, not replies: CLIENT REPLY OFF does not hide them.
+    const bool pushed = note_counts(bytes) || resp::is_push(bytes);
+    if (pushed || !p_.queue.reply_off()) p_.queue.output().append(bytes);
     owner_.tunnel_output();
     if (p_.client.mode != mode::tunnel) return;  // cut off for its output
     // Once nothing is subscribed any more, check (with a marker) that nothing else is on its way, then
     // leave the tunnel and give the link back.
-    if (!push && !monitor_ && channels_ == 0 && shard_channels_ == 0 && !ending_) start_ending(tunnel_end::left);
+    if (!monitor_ && channels_ == 0 && shard_channels_ == 0 && !ending_) start_ending(tunnel_end::left);
 }
 
 void tunnel::on_stream_error(std::string_view reason) {

@@ -146,7 +146,7 @@ asio::awaitable<void> session::read_input() {
     reading_ = true;
     if (idle_ms <= 0) {
         char* space = in.prepare(kReadSize, avail);
-        auto [ec, n] = co_await stream_->async_read_some(asio::buffer(space, avail), use_tuple);
+        const auto [ec, n] = co_await stream_->read_some(asio::buffer(space, avail));
         reading_ = false;
         if (ec == asio::error::operation_aborted) co_return;  // close() or stop: advance() decides
         if (ec) co_return core_.finish();
@@ -154,13 +154,13 @@ asio::awaitable<void> session::read_input() {
     }
     for (;;) {
         idle_.expires_after(milliseconds(idle_ms));
-        auto r = co_await (stream_->async_wait_readable(use_tuple) || idle_.async_wait(use_tuple));
+        auto r = co_await (stream_->wait_readable() || idle_.async_wait(use_tuple));
         if (r.index() == 1) {
             reading_ = false;
             owner_.stats().idle_disconnects.add();
             co_return core_.finish();
         }
-        auto [ec] = std::get<0>(r);
+        const net::error_code ec = std::get<0>(r);
         if (ec) {
             reading_ = false;
             if (ec != asio::error::operation_aborted) core_.finish();
@@ -200,10 +200,10 @@ asio::awaitable<void> session::wait(bool watch_input) {
         woken_ = false;
         co_return;
     }
-    auto r = co_await (wake_.async_wait(use_tuple) || stream_->async_wait_readable(use_tuple));
+    auto r = co_await (wake_.async_wait(use_tuple) || stream_->wait_readable());
     woken_ = false;
     if (r.index() == 0) co_return;
-    auto [ec] = std::get<1>(r);
+    const net::error_code ec = std::get<1>(r);
     std::size_t avail = 0;
     char* space = core_.input().prepare(kReadSize, avail);
     net::error_code rec = ec;
@@ -220,17 +220,19 @@ void session::start_write() {
     q.take_output(write_buf_);
     // One write at a time, running alongside reading and processing; it continues with whatever
     // accumulated meanwhile.
-    stream_->async_write_all(asio::buffer(write_buf_), [self = shared_from_this()](net::error_code ec, std::size_t) {
-        self->write_in_progress_ = false;
-        self->core_.replies().written();
-        if (ec) {
-            self->core_.client_gone();
-        } else {
-            if (self->write_buf_.capacity() > kKeptWriteBytes) std::string().swap(self->write_buf_);
-            self->start_write();
-        }
-        self->wake();
-    });
+    stream_->write_all(asio::buffer(write_buf_), shared_from_this(), 0);
+}
+
+void session::written(net::error_code ec, std::uint64_t) {
+    write_in_progress_ = false;
+    core_.replies().written();
+    if (ec) {
+        core_.client_gone();
+    } else {
+        if (write_buf_.capacity() > kKeptWriteBytes) std::string().swap(write_buf_);
+        start_write();
+    }
+    wake();
 }
 
 }  // namespace respcache::server

@@ -11,7 +11,7 @@ worker::worker(services& shared, std::size_t index, backend::connection_options 
     : index_(index),
       shared_(shared),
       pool_(io_.get_executor(), std::move(backend_options), shared.startup_config().backend_connections),
-      tracking_(pool_.shared_connections().size()),
+      tracking_(pool_.shared_slots()),
       env_{*this,         shared.settings(), shared.cache(), shared.coherence(), pool_, tracking_,
            shared.clients(), stats_} {
     shared_.register_stats(&stats_);
@@ -44,19 +44,19 @@ void worker::stop_sessions_now() {
 
 void worker::start_backend() {
     auto& health = shared_.health();
-    const auto& links = pool_.shared_connections();
-    for (std::size_t i = 0; i < links.size(); ++i) {
-        backend::connection* conn = links[i].get();
+    // Each shared connection, as the pool makes it (the RESP3 ones when first needed), is counted in the
+    // health figures, and its closing is coherence's to judge.
+    pool_.on_shared([this, &health](std::size_t i, backend::connection& conn) {
         health.connections.fetch_add(1);
         auto counted = std::make_shared<bool>(false);
-        conn->on_ready([&health, counted] {
+        conn.on_ready([&health, counted] {
             if (!*counted) {
                 *counted = true;
                 health.up.fetch_add(1);
             }
         });
-        conn->on_closing([this, conn, i] { shared_.coherence().link_closing(tracking_[i], *conn); });
-        conn->on_down([&health, counted](std::string_view why) {
+        conn.on_closing([this, &conn, i] { shared_.coherence().link_closing(tracking_[i], conn); });
+        conn.on_down([&health, counted](std::string_view why) {
             if (*counted) {
                 *counted = false;
                 health.up.fetch_sub(1);
@@ -65,7 +65,7 @@ void worker::start_backend() {
             std::lock_guard guard(health.mu);
             health.last_error = std::string(why);
         });
-    }
+    });
     pool_.start();
 }
 

@@ -69,6 +69,8 @@ public:
     std::size_t in_flight() const noexcept override { return matcher_.waiting(); }
     std::int64_t backend_id() const noexcept override { return id_; }
     std::uint64_t socket_id() const noexcept override { return 1; }
+    resp::protocol protocol() const noexcept override { return proto_; }
+    resp::protocol proto_ = resp::protocol::resp2;
     void close() override {
         if (state_ == backend::link_state::closed) return;
         state_ = backend::link_state::closed;
@@ -92,13 +94,18 @@ private:
 class scripted_pool final : public backend::link_pool {
 public:
     scripted_link shared_link{1};
+    scripted_link shared_resp3{2};  // the RESP3 clients' shared link
     std::vector<std::shared_ptr<scripted_link>> dedicated;  // in the order they were acquired
     std::vector<bool> released_clean;                       // what each release_dedicated said
 
-    std::size_t shared_index(std::uint64_t) const noexcept override { return 0; }
-    backend::link& shared(std::size_t) override { return shared_link; }
-    std::shared_ptr<backend::link> acquire_dedicated() override {
+    scripted_pool() { shared_resp3.proto_ = resp::protocol::resp3; }
+    std::size_t shared_index(std::uint64_t, resp::protocol p) const noexcept override {
+        return p == resp::protocol::resp3 ? 1 : 0;
+    }
+    backend::link& shared(std::size_t index) override { return index == 1 ? shared_resp3 : shared_link; }
+    std::shared_ptr<backend::link> acquire_dedicated(resp::protocol p) override {
         dedicated.push_back(std::make_shared<scripted_link>(100 + static_cast<std::int64_t>(dedicated.size())));
+        dedicated.back()->proto_ = p;
         return dedicated.back();
     }
     void release_dedicated(std::shared_ptr<backend::link> l, bool clean) override {

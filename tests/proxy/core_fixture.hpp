@@ -38,7 +38,7 @@ struct core_fixture {
     coherence::tracker coherence;
     proxy::settings settings;
     fakes::scripted_pool links;
-    std::vector<coherence::link_tracking> tracking{1};
+    std::vector<coherence::link_tracking> tracking{2};
     command::client_registry clients;
     thread_stats stats;
     fakes::fake_host host;

@@ -19,6 +19,7 @@
 #include "respcache/backend/reply_matcher.hpp"
 #include "respcache/net/stream.hpp"
 #include "respcache/resp/limits.hpp"
+#include "respcache/resp/protocol.hpp"
 #include "respcache/util/io_buffer.hpp"
 
 namespace respcache::backend {
@@ -31,6 +32,8 @@ struct connection_options {
     milliseconds request_timeout{3000};
     resp::limits limits;
     std::string client_name = "respcache";
+    // RESP3: the log-in begins with HELLO 3, and replies come as Redis sends them to RESP3 clients.
+    resp::protocol protocol = resp::protocol::resp2;
     bool reconnect = true;  // false: a connection that fails stays down (dedicated connections)
     // Read by waiting for readability and then reading what is there, holding `read_mutex` (if set) from
     // the read until every complete reply in it has been delivered, with `draining` (if set) true
@@ -45,13 +48,14 @@ struct connection_options {
 
 // One connection to Redis, pipelined: requests are written as they come, batched into as few writes
 // as possible, and replies are matched to requests in FIFO order (reply_matcher). It connects (with a
-// timeout), logs in (AUTH, SELECT, CLIENT SETNAME, CLIENT ID) and, when it loses the backend, fails what
+// timeout), logs in (AUTH, HELLO 3 for RESP3, SELECT, CLIENT SETNAME, CLIENT ID) and, when it loses the
+// backend, fails what
 // is pending and reconnects with jittered exponential backoff. A request that gets no reply within its
 // timeout fails the connection (a reply cannot be skipped in a pipeline).
 //
 // Owned through std::shared_ptr by a pool or a single user; lives on one executor; not thread-safe but
 // for input_waiting() and drain_now().
-class connection final : public link, public std::enable_shared_from_this<connection> {
+class connection final : public link, public net::write_receiver, public std::enable_shared_from_this<connection> {
 public:
     connection(asio::any_io_executor ex, connection_options options);
     ~connection() override;
@@ -67,6 +71,7 @@ public:
     void assume_selected(std::uint32_t db) noexcept override { db_ = db; }
     void set_stream_sink(stream_sink* sink) noexcept override { matcher_.set_sink(sink); }
     link_state state() const noexcept override { return state_; }
+    resp::protocol protocol() const noexcept override { return options_.protocol; }
     std::size_t in_flight() const noexcept override { return matcher_.waiting(); }
     std::int64_t backend_id() const noexcept override { return backend_id_; }
     std::uint64_t socket_id() const noexcept override { return generation_; }
@@ -110,6 +115,7 @@ private:
     void queue_handshake();
     void schedule_flush();
     void flush();
+    void written(net::error_code ec, std::uint64_t generation) override;
     void arm_watchdog();
     void fail_all(std::string_view reason);
     void drop_socket(std::string reason);
@@ -130,7 +136,7 @@ private:
     std::string drop_reason_;       // why drop_socket() ended the current socket
     std::uint64_t generation_ = 0;  // bumped per socket; stale write completions are ignored
     std::string out_;               // bytes not yet handed to the socket
-    std::shared_ptr<std::string> writing_;  // bytes being written; the write keeps its own reference
+    std::string writing_;           // bytes being written
     bool write_in_progress_ = false;
     bool flush_posted_ = false;
     io_buffer in_;

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "respcache/backend/request.hpp"
+#include "respcache/resp/protocol.hpp"
 
 namespace respcache::backend {
 
@@ -44,6 +45,7 @@ public:
     virtual void set_stream_sink(stream_sink* sink) noexcept = 0;
 
     virtual link_state state() const noexcept = 0;
+    virtual resp::protocol protocol() const noexcept = 0;
     // Requests sent and not yet answered.
     virtual std::size_t in_flight() const noexcept = 0;
     // The backend's CLIENT ID for this link, 0 until known.
@@ -58,19 +60,21 @@ public:
 
 // The links of one io thread: shared pipelined links that every client of the thread multiplexes onto,
 // and dedicated links that one client holds alone while its state needs one (MULTI/WATCH, blocking
-// commands, subscriptions, MONITOR). Lives on one executor; not thread-safe.
+// commands, subscriptions, MONITOR). Each speaks one protocol: a client's commands go to links of its
+// own protocol, so that Redis answers them as it would answer the client. Lives on one executor; not
+// thread-safe.
 class link_pool {
 public:
     virtual ~link_pool() = default;
 
-    // The shared link for a client (always the same one for a given id, so that its requests stay in
-    // order on one pipeline), and its index among the shared links.
-    virtual std::size_t shared_index(std::uint64_t client_id) const noexcept = 0;
+    // The shared link for a client of protocol `p` (always the same one for a given id and protocol, so
+    // that its requests stay in order on one pipeline), and its index among the shared links.
+    virtual std::size_t shared_index(std::uint64_t client_id, resp::protocol p) const noexcept = 0;
     virtual link& shared(std::size_t index) = 0;
 
-    // A link for one client alone: an idle clean one if any, else a new one (requests queue until it is
-    // up or fails).
-    virtual std::shared_ptr<link> acquire_dedicated() = 0;
+    // A link of protocol `p` for one client alone: an idle clean one if any, else a new one (requests
+    // queue until it is up or fails).
+    virtual std::shared_ptr<link> acquire_dedicated(resp::protocol p) = 0;
     // Gives a dedicated link back. `clean`: its Redis-side state is as acquire_dedicated found it (no
     // MULTI, WATCH, subscription or MONITOR, nothing pending); others are closed.
     virtual void release_dedicated(std::shared_ptr<link> l, bool clean) = 0;

@@ -29,6 +29,7 @@ struct client_info {
     std::atomic<bool> monitor{false};
     std::atomic<bool> blocked{false};
     std::atomic<std::int64_t> blocked_backend_id{0};  // CLIENT ID of the connection a blocking command waits on
+    std::atomic<int> resp{2};           // the protocol HELLO chose
     mutable std::mutex mu;
     std::string name;      // GUARDED_BY(mu)
     std::string lib_name;  // GUARDED_BY(mu)

@@ -21,6 +21,12 @@ struct backend_facts {
 // CLIENT REPLY's modes.
 enum class reply_mode { on, off, skip };
 
+// What a HELLO asks for, done once the client may have it.
+struct hello_request {
+    int version = 0;   // 2 or 3; 0: the client's protocol stays
+    std::string name;  // SETNAME; empty: none
+};
+
 // The narrow view a handler has of the client it serves and of the proxy: the one way handlers act. The
 // proxy core implements it; a handler never sees a socket or a backend connection. Every call is for
 // the command being handled, on the client's thread.
@@ -34,6 +40,7 @@ public:
     // ---- This client. ----
     virtual client_info& client() noexcept = 0;
     virtual std::uint32_t db() const noexcept = 0;
+    virtual resp::protocol protocol() const noexcept = 0;
     virtual bool authenticated() const noexcept = 0;
 
     // ---- The proxy. ----
@@ -61,9 +68,11 @@ public:
     // AUTH against --requirepass: true (and the client is in) if `user` is "default" and the password
     // matches.
     virtual bool log_in_locally(std::string_view user, std::string_view password) = 0;
-    // AUTH (or HELLO AUTH, when `hello`) checked by Redis on a connection of its own; `name` is HELLO's
-    // SETNAME. The reply is Redis's, or HELLO's map once Redis accepted.
-    virtual void log_in_via_backend(args_view auth_args, bool hello, std::string name) = 0;
+    // AUTH (or HELLO AUTH, when `hello` is set) checked by Redis on a connection of its own. The reply is
+    // Redis's; for HELLO, once Redis accepted, the protocol and name are applied and HELLO's map is sent.
+    virtual void log_in_via_backend(args_view auth_args, const hello_request* hello) = 0;
+    // HELLO 2 / HELLO 3: every later reply is in this protocol, locally made or Redis's.
+    virtual void set_protocol(resp::protocol p) = 0;
     virtual void set_reply_mode(reply_mode mode) = 0;
     // QUIT (answered +OK when `answer`, else closed once what is queued is written).
     virtual void quit(bool answer) = 0;

@@ -3,7 +3,6 @@
 #include <atomic>
 #include <memory>
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include "respcache/net/stream.hpp"
@@ -15,15 +14,20 @@ namespace respcache::net {
 // and read_now() may be called from another thread.
 class tcp_stream final : public stream {
 public:
-    // A stream to be opened with async_connect.
+    // A stream to be opened with connect().
     explicit tcp_stream(asio::any_io_executor ex);
     // A stream over an accepted, connected socket.
     explicit tcp_stream(asio::ip::tcp::socket socket);
     ~tcp_stream() override;
 
     asio::any_io_executor get_executor() noexcept override { return socket_.get_executor(); }
+    asio::awaitable<error_code> wait_readable() override;
+    asio::awaitable<io_result> read_some(asio::mutable_buffer into) override;
     std::size_t read_now(asio::mutable_buffer into, error_code& ec) noexcept override;
     bool input_waiting() const noexcept override;
+    void write_all(asio::const_buffer bytes, std::shared_ptr<write_receiver> r, std::uint64_t tag) override;
+    asio::awaitable<std::string> connect(std::string host, std::uint16_t port,
+                                         std::chrono::milliseconds timeout) override;
     bool is_open() const noexcept override { return socket_.is_open(); }
     void cancel() noexcept override;
     void shutdown() noexcept override;
@@ -32,12 +36,6 @@ public:
     std::string local_address() const override;
 
 private:
-    void start_wait_readable(wait_handler handler) override;
-    void start_read_some(asio::mutable_buffer into, transfer_handler handler) override;
-    void start_write_all(asio::const_buffer bytes, transfer_handler handler) override;
-    void start_connect(std::string host, std::uint16_t port, std::chrono::milliseconds timeout,
-                       connect_handler handler) override;
-    asio::awaitable<std::string> connect(std::string host, std::uint16_t port, std::chrono::milliseconds timeout);
     void adopt(asio::ip::tcp::socket socket, bool keep_alive);
 
     asio::ip::tcp::socket socket_;

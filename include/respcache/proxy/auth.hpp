@@ -22,7 +22,7 @@ public:
     // AUTH against --requirepass: true (and the client is in) if `user` is "default" and the password matches.
     bool log_in_locally(std::string_view user, std::string_view password);
     // AUTH, or HELLO AUTH (answered with HELLO's map once Redis accepts), checked by Redis.
-    void log_in_via_backend(command::args_view auth_args, bool hello, std::string name);
+    void log_in_via_backend(command::args_view auth_args, const command::hello_request* hello);
     // RESET: out again when a password is required.
     void reset();
 

@@ -73,6 +73,8 @@ public:
     resp::reply_builder& reply() override;
     command::client_info& client() noexcept override { return *state_.info; }
     std::uint32_t db() const noexcept override { return state_.db; }
+    resp::protocol protocol() const noexcept override { return state_.proto; }
+    void set_protocol(resp::protocol p) override;
     bool authenticated() const noexcept override { return auth_.authenticated(); }
     command::backend_facts facts() const override { return env_.host.facts(); }
     command::client_registry& clients() noexcept override { return env_.clients; }
@@ -85,7 +87,7 @@ public:
     void select(std::uint32_t db) override { state_.set_db(db); }
     void select_via_backend(std::uint32_t db) override { fwd_.select_via_backend(db); }
     bool log_in_locally(std::string_view user, std::string_view password) override;
-    void log_in_via_backend(command::args_view auth_args, bool hello, std::string name) override;
+    void log_in_via_backend(command::args_view auth_args, const command::hello_request* hello) override;
     void set_reply_mode(command::reply_mode m) override;
     void quit(bool answer) override;
     void reset() override;

@@ -76,6 +76,7 @@ private:
     class select_probe;
 
     const command::command_info* describe(command::args_view args) const;
+    std::size_t shared_index() const noexcept;
     // Computes the effect of `args` into `into` (a pending write's) and applies it now.
     void carry_effect(command::owned_effect& into, command::args_view args, const command::command_info* info);
     // Sends the client's command as it sent it, for `p`.

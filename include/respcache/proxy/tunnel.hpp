@@ -56,7 +56,7 @@ private:
     // Sends the marker PING whose PONG ends the tunnel `how`.
     void start_ending(tunnel_end how);
     void finish(tunnel_end how);
-    // Reads a subscription count out of a confirmation; true if `bytes` is a message (a push).
+    // True if `bytes` is a message or an (un)subscribe confirmation (a push), whose count it notes.
     bool note_counts(std::string_view bytes);
 
     core_parts p_;

@@ -5,14 +5,15 @@
 #include <string>
 #include <string_view>
 
-namespace respcache::resp {
+#include "respcache/resp/protocol.hpp"
 
-// The protocol a client speaks (HELLO). RESP2 is every client's start.
-enum class protocol : std::uint8_t { resp2 = 2, resp3 = 3 };
+namespace respcache::resp {
 
 // Encodes the replies respcache makes itself, for the protocol of the client they go to: the one way
 // every locally made reply is written (handlers, errors of the proxy core, the proxy's INFO section).
-// RESP2 today: maps go out as flat arrays of name, value; sets as arrays; nulls as the nil bulk string.
+// In RESP2, maps go out as flat arrays of name, value; sets and pushes as arrays; nulls as the nil bulk
+// string (or nil array); verbatim strings as bulk strings; booleans as integers. In RESP3 each has its
+// own type, as Redis sends it.
 //
 // Appends to a buffer owned elsewhere, which retarget() changes (the reply queue picks where each reply
 // goes); each call appends one complete element (or an aggregate's header) and never clears it.
@@ -31,11 +32,15 @@ public:
     void error(std::string_view text);
     void integer(std::int64_t value);
     void bulk(std::string_view bytes);
-    void null();        // a missing value (RESP2: $-1)
-    void null_array();  // a missing aggregate (RESP2: *-1)
+    void null();        // a missing value (RESP2: $-1, RESP3: _)
+    void null_array();  // a missing aggregate (RESP2: *-1, RESP3: _)
     void array(std::size_t count);
     void map(std::size_t pairs);  // then name, value for each pair
     void set(std::size_t count);
+    void push(std::size_t count);  // an out-of-band message (RESP3: >), such as a pub/sub confirmation
+    // Text with its format ("txt"), as INFO and CLIENT LIST answer (RESP3: =).
+    void verbatim(std::string_view text, std::string_view format = "txt");
+    void boolean(bool value);  // RESP2: :1 or :0
     // Bytes already encoded for this client (a cache hit, a relayed reply).
     void raw(std::string_view encoded) { out_->append(encoded); }
 

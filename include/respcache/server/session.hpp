@@ -23,10 +23,10 @@ namespace asio = boost::asio;
 //
 // Writes run alongside reading: one write at a time, each taking whatever output has accumulated.
 // Owned by the coroutine that runs it (and by std::shared_ptr in callbacks); lives on one thread.
-class session final : public std::enable_shared_from_this<session> {
+class session final : public net::write_receiver, public std::enable_shared_from_this<session> {
 public:
     session(worker& owner, std::unique_ptr<net::stream> stream);
-    ~session();
+    ~session() override;
 
     // Serves the client until it leaves, is killed, sends QUIT or breaks the protocol, or the server
     // stops. Returns once every backend request it made has completed.
@@ -47,6 +47,7 @@ private:
     asio::awaitable<void> wait(bool watch_input);
     void take_input(std::size_t n);
     void start_write();
+    void written(net::error_code ec, std::uint64_t tag) override;
     asio::awaitable<void> finish();
     void wake() noexcept;
     void enter_registry();

@@ -71,7 +71,7 @@ void client_list(context& c, args_view args) {
         text += other->describe();
         text += '\n';
     }
-    c.reply().bulk(text);
+    c.reply().verbatim(text);
 }
 
 // CLIENT KILL's filters (the new form: pairs of option and value).
@@ -256,7 +256,7 @@ const client_sub kClientSubs[] = {
     {"getname", 2, client_getname},
     {"getredir", 2, [](context& c, args_view) { c.reply().integer(-1); }},
     {"id", 2, [](context& c, args_view) { c.reply().integer(static_cast<std::int64_t>(c.client().id)); }},
-    {"info", 2, [](context& c, args_view) { c.reply().bulk(c.client().describe() + "\n"); }},
+    {"info", 2, [](context& c, args_view) { c.reply().verbatim(c.client().describe() + "\n"); }},
     {"kill", -3, client_kill},
     {"list", -2, client_list},
     {"no-evict", 3, client_flag},

@@ -83,17 +83,16 @@ void auth(context& c, args_view args) {
         if (c.log_in_locally(user, args.back())) return c.reply().ok();
         return c.reply().error(kWrongPass);
     }
-    c.log_in_via_backend(args, false, std::string());
+    c.log_in_via_backend(args, nullptr);
 }
 
 void hello(context& c, args_view args) {
     std::size_t i = 1;
+    std::int64_t version = 0;
     if (args.size() >= 2) {
-        std::int64_t version = 0;
         if (!util::parse_int64(args[1], version) || version < INT32_MIN || version > INT32_MAX)
             return c.reply().error("ERR Protocol version is not an integer or out of range");
-        // respcache speaks RESP2 only: clients asking for RESP3 fall back to RESP2 on this answer.
-        if (version != 2) return c.reply().error("NOPROTO unsupported protocol version");
+        if (version < 2 || version > 3) return c.reply().error("NOPROTO unsupported protocol version");
         i = 2;
     }
     hello_options o;
@@ -101,7 +100,8 @@ void hello(context& c, args_view args) {
     if (o.with_auth && c.password_required()) {
         if (!c.log_in_locally(o.auth[1], o.auth[2])) return c.reply().error(kWrongPass);
     } else if (o.with_auth) {
-        return c.log_in_via_backend(o.auth, true, o.name);
+        const hello_request wish{static_cast<int>(version), o.name};
+        return c.log_in_via_backend(o.auth, &wish);
     }
     if (!c.authenticated())
         return c.reply().error(
@@ -112,6 +112,7 @@ void hello(context& c, args_view args) {
         std::lock_guard guard(c.client().mu);
         c.client().name = o.name;
     }
+    if (version != 0) c.set_protocol(static_cast<resp::protocol>(version));  // the map is in the new one
     hello_reply(c, c.reply());
 }
 

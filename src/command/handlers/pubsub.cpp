@@ -14,7 +14,7 @@ void unsubscribe(context& c, args_view args) {
     const std::string kind(util::to_lower(args[0], buf));
     resp::reply_builder& out = c.reply();
     auto confirm = [&](const std::string_view* channel) {
-        out.array(3);
+        out.push(3);
         out.bulk(kind);
         if (channel != nullptr)
             out.bulk(*channel);

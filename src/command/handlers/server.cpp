@@ -23,7 +23,7 @@ void info(context& c, args_view args) {
         if (section == "all" || section == "everything" || section == "default") with_proxy = true;
     }
     if (!backend_sections) {
-        c.reply().bulk(c.proxy_info());
+        c.reply().verbatim(c.proxy_info());
         return;
     }
     c.forward_info(with_proxy);
