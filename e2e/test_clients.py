@@ -525,9 +525,10 @@ def test_redis_py_select_setname_and_hello(proxy, redis_server):
     # (CLIENT INFO ends with a newline, in Redis too; redis-py 4 leaves it on the last field.)
     assert info.get("lib-name") == "redis-py" and info.get("lib-ver", "").strip() == redis.__version__, info
     assert r.set("hello:k", "v") is True and r.get("hello:k") == b"v"
-    # A client that connects the way redis-py 5 does when asked for RESP3 falls back on NOPROTO.
+    # A client that connects the way redis-py 5 does when asked for RESP3 gets RESP3 (HELLO's map).
     with RawClient(proxy.port) as raw:
-        assert raw.command("HELLO", "3").message.startswith("NOPROTO")
+        hello3 = raw.command("HELLO", "3")
+        assert isinstance(hello3, dict) and hello3[b"proto"] == 3, hello3
         assert raw.command("PING") == b"PONG"
 
 

@@ -44,7 +44,10 @@ bool reply_matcher::deliver(std::string_view bytes) {
 std::string reply_matcher::feed(io_buffer& in, const bool& stop) {
     while (!stop) {
         const resp::frame_result fr = framer_.next(in.readable());
-        if (fr.status == resp::frame_status::need_more) return std::string();
+        if (fr.status == resp::frame_status::need_more) {
+            if (sink_ != nullptr) sink_->on_stream_batch_end();
+            return std::string();
+        }
         if (fr.status == resp::frame_status::error) return "protocol error: " + framer_.error_text();
         const std::string_view bytes = in.readable().substr(0, fr.length);
         const bool wanted = deliver(bytes);

@@ -88,6 +88,7 @@ void invalidation_listener::go_live() {
     t.live.store(true, std::memory_order_seq_cst);
     phase_ = phase::live;
     retry_delay_ = timing_.first_retry;
+    tracker_.flushed();  // what clients cached while it was down was not tracked
     log::info("invalidation channel live", {{"redirect_id", conn_->backend_id()}});
 }
 
@@ -123,6 +124,7 @@ void invalidation_listener::lost(std::string_view why) {
     if (!was_live) return;
     t.losses.fetch_add(1, std::memory_order_relaxed);
     tracker_.cache().flush_all();
+    tracker_.flushed();
     if (phase_ != phase::closed)
         log::warn("invalidation channel lost: cache flushed, filling paused until it is back", {{"reason", std::string(why)}});
 }
@@ -152,10 +154,17 @@ void invalidation_listener::apply_message(std::string_view payload) {
     if (!keys) {
         // A nil invalidation: the server flushed (FLUSHALL / FLUSHDB) or dropped its tracking table.
         tracker_.cache().flush_all();
+        flush_heard_ = true;
         return;
     }
+    std::vector<std::string_view> names;
+    names.reserve(keys->size());
     for (auto k : *keys)
-        if (auto name = resp::string_value(k)) tracker_.cache().invalidate(*name);
+        if (auto name = resp::string_value(k)) {
+            tracker_.cache().invalidate(*name);
+            names.push_back(*name);
+        }
+    tracker_.invalidated(names);
 }
 
 void invalidation_listener::pong(std::string_view argument) {
@@ -169,6 +178,12 @@ void invalidation_listener::pong(std::string_view argument) {
 }
 
 void invalidation_listener::on_stream_error(std::string_view reason) { lost(reason); }
+
+void invalidation_listener::on_stream_batch_end() {
+    if (!flush_heard_) return;
+    flush_heard_ = false;
+    tracker_.flushed();
+}
 
 void invalidation_listener::arm_ping() {
     ping_timer_.expires_after(timing_.ping_interval);

@@ -52,6 +52,15 @@ void client_info::end() const {
     if (f) f();
 }
 
+void client_info::deliver(tracking_message m) const {
+    std::function<void(tracking_message)> f;
+    {
+        std::lock_guard guard(mu);
+        f = inbox;
+    }
+    if (f) f(std::move(m));
+}
+
 void client_info::note_command(std::string_view name) {
     char lower[sizeof last_seen_];
     const std::size_t n = std::min(name.size(), sizeof lower);

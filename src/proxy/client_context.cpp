@@ -57,6 +57,7 @@ void client_core::reset() {
     queue_.unsuppress();
     fwd_.release(false);
     txn_.forget();
+    tracking_.forget();
     if (state_.mode != mode::closing) state_.mode = stop_requested_ ? mode::draining : mode::normal;
     state_.set_db(0);
     set_protocol(resp::protocol::resp2);

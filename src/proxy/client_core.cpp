@@ -35,7 +35,9 @@ client_core::client_core(environment& env, std::shared_ptr<command::client_info>
       reader_(parts(), fwd_),
       txn_(*this, parts(), fwd_),
       auth_(*this, parts(), fwd_, parser_),
-      tunnel_(parts(), fwd_, *this) {
+      tunnel_(parts(), fwd_, *this),
+      tracking_(*this, parts(), fwd_, env.client_tracking) {
+    fwd_.on_untracked_read = [this] { tracking_.untracked(); };
     state_.set_db(env.settings.start_db);
     state_.now = steady_ms();
     state_.batch_start = std::chrono::steady_clock::now();
@@ -113,7 +115,7 @@ client_core::halt client_core::process_input() {
         }
         current_reply_ = nullptr;
         queue_.begin_command();
-        const step st = dispatch(args);
+        const step st = tracking_.mode().on ? dispatch_tracked(args) : dispatch(args);
         if (st == step::not_yet || st == step::barrier) {
             // Not dispatched: it runs once what is in flight has completed, or the barrier has passed.
             queue_.undo_begin();
@@ -167,6 +169,31 @@ client_core::step client_core::dispatch(command::args_view args) {
     }
     fwd_.forward(args, info);
     return step::done;
+}
+
+// A command of a client with CLIENT TRACKING on: a read it is to hear of is tracked in Redis and its keys
+// remembered once it is dispatched.
+client_core::step client_core::dispatch_tracked(command::args_view args) {
+    const command::catalog* cat = env_.host.catalog();
+    const command::command_info* info = cat != nullptr ? cat->find(args) : nullptr;
+    const bool wanted = tracking_.wants(args, info);
+    state_.track_read = wanted;
+    const step st = dispatch(args);
+    state_.track_read = false;
+    if (st == step::done || st == step::wait_after) tracking_.dispatched(args, info, wanted);
+    return st;
+}
+
+client_core::tracking_support client_core::tracking_available() const noexcept {
+    if (env_.coherence.invalidation() == coherence::invalidation_mode::ttl) return tracking_support::no_channel;
+    if (!env_.coherence.tracking_wanted()) return tracking_support::not_in_backend;
+    return tracking_support::yes;
+}
+
+void client_core::deliver_tracking(const command::tracking_message& m) {
+    tracking_.deliver(m);
+    check_output_limit();
+    wake_();
 }
 
 client_core::step client_core::dispatch_row(const command::row& row, command::args_view args) {

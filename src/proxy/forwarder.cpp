@@ -21,11 +21,22 @@ public:
     command::owned_effect effect;
     bool with_proxy_info = false;
     bool refresh_catalog = false;
+    // A read Redis is to track for a client of CLIENT TRACKING (CLIENT CACHING yes before it).
+    struct {
+        bool on = false;
+        bool refused = false;
+        coherence::fill_ticket ticket;
+        coherence::link_tracking* link = nullptr;
+    } tracked;
 
     void complete() override {
         if (refresh_catalog && !errored) owner_.p_.env.host.refresh_catalog();
         if (with_proxy_info) append_proxy_info();
         if (!effect.empty()) owner_.write_answered(effect);
+        if (tracked.on && !errored &&
+            (tracked.refused || !owner_.p_.env.coherence.may_fill(tracked.ticket, *tracked.link, *link)) &&
+            owner_.on_untracked_read)
+            owner_.on_untracked_read();
     }
 
 protected:
@@ -34,6 +45,12 @@ protected:
         effect.clear();
         with_proxy_info = false;
         refresh_catalog = false;
+        tracked = {};
+    }
+    void prelude_reply(std::size_t index, std::string_view bytes) override {
+        if (!tracked.on || resp::is_ok(bytes)) return;
+        tracked.refused = true;
+        if (index == 0) owner_.p_.env.coherence.prelude_refused(*tracked.link, tracked.ticket);
     }
     forwarder& owner_;
 
@@ -106,6 +123,7 @@ void forwarder::pin() {
     if (pinned_) return;
     pinned_ = p_.env.links.acquire_dedicated(p_.client.proto);
     pinned_broken_ = false;
+    pinned_tracked_ = false;
     p_.env.stats.pinned.add();
 }
 
@@ -113,14 +131,33 @@ void forwarder::release(bool clean) {
     if (!pinned_) return;
     auto l = std::move(pinned_);
     pinned_.reset();
-    p_.env.links.release_dedicated(std::move(l), clean && !pinned_broken_);
+    // A connection with tracking on is never given to another client.
+    p_.env.links.release_dedicated(std::move(l), clean && !pinned_broken_ && !pinned_tracked_);
     p_.env.stats.pinned.sub();
     pinned_broken_ = false;
+    pinned_tracked_ = false;
+}
+
+bool forwarder::pinned_tracking_prelude(std::string& out) {
+    if (!pinned_ || pinned_tracked_ || !p_.client.tracking) return false;
+    const std::string rid = std::to_string(p_.env.coherence.state().redirect_id.load(std::memory_order_acquire));
+    resp::write_command(out, {"CLIENT", "TRACKING", "on", "REDIRECT", rid});
+    pinned_tracked_ = true;
+    return true;
 }
 
 void forwarder::send(pending& p, std::string_view bytes, std::uint32_t replies, milliseconds timeout) {
     backend::link& l = target();
     l.select(p_.client.db);
+    if (pinned_ && !pinned_tracked_ && p_.client.tracking) {
+        // A tracking client's dedicated link tracks every read for the proxy's channel, before its first
+        // command (MULTI, WATCH, a blocking read): the reply to that is nobody's.
+        prelude_scratch_.clear();
+        pinned_tracking_prelude(prelude_scratch_);
+        prelude_scratch_.append(bytes);
+        p.client_index += 1;
+        return send_on(l, p, prelude_scratch_, replies + 1, timeout);
+    }
     send_on(l, p, bytes, replies, timeout);
 }
 
@@ -170,7 +207,20 @@ void forwarder::forward(command::args_view args, const command::command_info* in
     forward_request& r = p_.queue.push_new(forwards_);
     r.refresh_catalog = util::iequals(args[0], "module");
     carry_effect(r.effect, args, info != nullptr ? info : describe(args));
-    send_as_sent(r);
+    if (!p_.client.track_read || pinned_) return send_as_sent(r);
+    // A read of a tracking client on the shared link: Redis tracks it (CLIENT CACHING yes) for the
+    // proxy's channel, which tells the client of its keys' changes.
+    p_.env.stats.forwarded.add();
+    backend::link& l = shared_link();
+    l.select(p_.client.db);
+    request_scratch_.clear();
+    std::uint32_t n = 0;
+    r.tracked.on = true;
+    r.tracked.link = &shared_tracking();
+    r.tracked.ticket = p_.env.coherence.prepare_fill(*r.tracked.link, l, request_scratch_, n);
+    r.client_index = n;
+    request_scratch_.append(p_.client.raw);
+    send(r, request_scratch_, n + 1, p_.env.settings.request_timeout());
 }
 
 void forwarder::forward_queued() { send_as_sent(p_.queue.push_new(forwards_)); }

@@ -69,6 +69,21 @@ void reply_queue::push(std::unique_ptr<slot> s) {
     slots_.push_back(std::move(s));
 }
 
+void reply_queue::push_unsolicited(std::string_view bytes) {
+    if (discarding_) return;
+    if (slots_.empty()) {
+        out_.append(bytes);
+        return;
+    }
+    settle_local();
+    std::unique_ptr<local_slot> s = locals_.take();
+    s->data.assign(bytes);
+    s->done = true;
+    s->held = true;
+    held_ += s->data.size();
+    slots_.push_back(std::move(s));
+}
+
 void reply_queue::finished(slot& s) {
     s.done = true;
     if (discarding_) {

@@ -12,6 +12,8 @@ void tunnel::enter(bool monitor) {
     fwd_.pin();
     backend::link& l = fwd_.pinned_link();
     l.select(p_.client.db);  // answered in request mode, before the stream starts
+    std::string prelude;
+    if (fwd_.pinned_tracking_prelude(prelude)) l.send(prelude, 1, nullptr);
     l.set_stream_sink(this);
     p_.client.mode = mode::tunnel;
     monitor_ = monitor;

@@ -9,6 +9,8 @@ services::services(config cfg, cache::lru_cache& cache)
     settings_.query_buffer_limit = cfg_.client_query_buffer_limit;
     settings_.start_db = cfg_.backend.db;
     apply_live(cfg_);
+    // What the invalidation channel hears of, clients with CLIENT TRACKING hear of.
+    coherence_.observe([this](std::span<const std::string_view> keys, bool flush) { client_tracking_.changed(keys, flush); });
 }
 
 void services::apply_live(const config& cfg) {

@@ -62,6 +62,14 @@ void session::enter_registry() {
                 if (auto s = weak.lock()) s->close();
             });
         };
+        info_->inbox = [weak, &io](command::tracking_message m) {
+            asio::post(io, [weak, m = std::move(m)] {
+                if (auto s = weak.lock()) {
+                    s->core_.deliver_tracking(m);
+                    s->start_write();  // it may arrive while the session waits for the client's bytes
+                }
+            });
+        };
     }
     owner_.attach(this);
     owner_.stats().connections.add();
@@ -73,6 +81,7 @@ void session::leave_registry() {
     {
         std::lock_guard guard(info_->mu);
         info_->kill = nullptr;
+        info_->inbox = nullptr;
     }
     owner_.detach(this);
     owner_.shared().connected_clients().fetch_sub(1, std::memory_order_relaxed);

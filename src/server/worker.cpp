@@ -12,8 +12,8 @@ worker::worker(services& shared, std::size_t index, backend::connection_options 
       shared_(shared),
       pool_(io_.get_executor(), std::move(backend_options), shared.startup_config().backend_connections),
       tracking_(pool_.shared_slots()),
-      env_{*this,         shared.settings(), shared.cache(), shared.coherence(), pool_, tracking_,
-           shared.clients(), stats_} {
+      env_{*this,           shared.settings(), shared.cache(),           shared.coherence(), pool_, tracking_,
+           shared.clients(), shared.client_tracking(), stats_} {
     shared_.register_stats(&stats_);
 }
 

@@ -13,6 +13,7 @@
 #include "fakes/manual_clock.hpp"
 #include "fakes/scripted_backend.hpp"
 #include "respcache/proxy/client_core.hpp"
+#include "respcache/proxy/tracking_table.hpp"
 #include "respcache/resp/writer.hpp"
 
 namespace respcache::tests {
@@ -40,9 +41,10 @@ struct core_fixture {
     fakes::scripted_pool links;
     std::vector<coherence::link_tracking> tracking{2};
     command::client_registry clients;
+    proxy::tracking_table client_tracking{clients};
     thread_stats stats;
     fakes::fake_host host;
-    proxy::environment env{host, settings, cache, coherence, links, tracking, clients, stats};
+    proxy::environment env{host, settings, cache, coherence, links, tracking, clients, client_tracking, stats};
     int wakes = 0;
     std::unique_ptr<proxy::client_core> core;
 

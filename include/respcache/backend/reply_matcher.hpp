@@ -37,9 +37,9 @@ public:
     void set_sink(stream_sink* sink) noexcept { sink_ = sink; }
     stream_sink* sink() const noexcept { return sink_; }
 
-    // Delivers every complete reply at the front of `in`, consuming it; stops early once `stop` is true
-    // after a delivery. Returns "" when the rest of `in` is an incomplete reply (or `stop` is set), else
-    // why the stream cannot be trusted any more.
+    // Delivers every complete reply at the front of `in`, consuming it, then tells the sink the batch
+    // ended; stops early once `stop` is true after a delivery. Returns "" when the rest of `in` is an
+    // incomplete reply (or `stop` is set), else why the stream cannot be trusted any more.
     std::string feed(io_buffer& in, const bool& stop);
 
     // Fails every expected request, then the sink, with `reason`; forgets the requests.

@@ -28,6 +28,8 @@ public:
     virtual ~stream_sink() = default;
     virtual void on_stream_reply(std::string_view bytes) = 0;
     virtual void on_stream_error(std::string_view reason) = 0;
+    // Every complete reply of one read from the socket has been delivered.
+    virtual void on_stream_batch_end() {}
 };
 
 // "backend unavailable: <detail>", the one prefix every backend failure reaches clients with.

@@ -44,9 +44,13 @@ public:
     void start();
     void close();
     phase current() const noexcept { return phase_.load(); }
+    // Redis sends one nil invalidation per tracking connection of the proxy on FLUSHALL: those that
+    // arrive in one read are one flush for the observer. Touched by whoever reads the channel, under
+    // tracking_state::read_mutex.
 
     void on_stream_reply(std::string_view bytes) override;
     void on_stream_error(std::string_view reason) override;
+    void on_stream_batch_end() override;
 
 private:
     void logged_in();
@@ -66,6 +70,7 @@ private:
     std::chrono::milliseconds retry_delay_;
     std::atomic<std::chrono::steady_clock::rep> last_heard_{0};  // written by whoever reads the channel
     std::atomic<phase> phase_{phase::connecting};  // written on the listener's thread, read by any
+    bool flush_heard_ = false;  // a nil invalidation in the batch being read (see above)
 };
 
 }  // namespace respcache::coherence

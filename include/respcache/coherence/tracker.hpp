@@ -1,7 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "respcache/backend/link.hpp"
 #include "respcache/cache/lru_cache.hpp"
@@ -87,11 +90,25 @@ public:
     // A shared link's socket is about to close: if it had tracking on, flush (invariant 4).
     void link_closing(link_tracking& lt, const backend::link& link);
 
+    // Told of every invalidation the channel brings (its keys; none with `flush`: everything), and of
+    // each loss and return of the channel (as a flush): what clients that track keys themselves must
+    // hear of. Called on whichever thread reads the channel; must not block. Set before the channel starts.
+    using observer = std::function<void(std::span<const std::string_view> keys, bool flush)>;
+    void observe(observer f) { observer_ = std::move(f); }
+    // The channel's listener: keys invalidated (after the cache dropped them), or a flush.
+    void invalidated(std::span<const std::string_view> keys) const {
+        if (observer_) observer_(keys, false);
+    }
+    void flushed() const {
+        if (observer_) observer_({}, true);
+    }
+
 private:
     cache::lru_cache& cache_;
     const invalidation_mode invalidation_;
     const consistency_mode consistency_;
     tracking_state state_;
+    observer observer_;
 };
 
 // Whether the requests of one client's current batch may be served from the cache (invariant 5). Per

@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "respcache/command/tracking.hpp"
+
 namespace respcache::command {
 
 // What CLIENT LIST / CLIENT INFO show of one client, and how to end it from any thread. Created and
@@ -44,6 +46,10 @@ struct client_info {
     // under `mu`; call end() from any thread.
     std::function<void()> kill;  // GUARDED_BY(mu)
     void end() const;
+    // Hands an invalidation to the client (posts it to the client's thread). Set and cleared by its I/O
+    // shell under `mu`; call deliver() from any thread (nothing happens once the client is gone).
+    std::function<void(tracking_message)> inbox;  // GUARDED_BY(mu)
+    void deliver(tracking_message m) const;
 
     // Records the command being run (for cmd= in CLIENT LIST). Cheap when it is the same as last time:
     // no lock is taken then.

@@ -6,6 +6,7 @@
 
 #include "respcache/command/client_info.hpp"
 #include "respcache/command/table.hpp"
+#include "respcache/command/tracking.hpp"
 #include "respcache/resp/reply_builder.hpp"
 
 namespace respcache::command {
@@ -85,6 +86,20 @@ public:
     virtual void unwatch() = 0;
     // (P|S)SUBSCRIBE, or MONITOR when `monitor`: the client becomes a tunnel to a connection of its own.
     virtual void subscribe(bool monitor) = 0;
+
+    // ---- Client-side caching (CLIENT TRACKING). ----
+    virtual const tracking_mode& tracking() const noexcept = 0;
+    // Whether the proxy can track keys for its clients: yes with its invalidation channel; not with
+    // --invalidation ttl; and a backend without client tracking answers CLIENT TRACKING itself.
+    enum class tracking_support { yes, no_channel, not_in_backend };
+    virtual tracking_support tracking_available() const noexcept = 0;
+    // CLIENT TRACKING on with `m` (checked as Redis checks it), answered +OK; with BCAST (`added`: the
+    // prefixes it adds, "" for every key), answered once Redis has the broadcast registration (its reply).
+    virtual void track(tracking_mode m, std::vector<std::string> added) = 0;
+    // CLIENT TRACKING off, answered +OK.
+    virtual void stop_tracking() = 0;
+    // CLIENT CACHING yes|no: for the next command.
+    virtual void set_caching(bool yes) = 0;
 };
 
 }  // namespace respcache::command

@@ -8,6 +8,7 @@
 #include "respcache/command/context.hpp"
 #include "respcache/proxy/auth.hpp"
 #include "respcache/proxy/client_state.hpp"
+#include "respcache/proxy/client_tracking.hpp"
 #include "respcache/proxy/forwarder.hpp"
 #include "respcache/proxy/read_through.hpp"
 #include "respcache/proxy/reply_queue.hpp"
@@ -97,6 +98,16 @@ public:
     void watch() override { txn_.watch(); }
     void unwatch() override { txn_.unwatch(); }
     void subscribe(bool monitor) override { tunnel_.enter(monitor); }
+    const command::tracking_mode& tracking() const noexcept override { return tracking_.mode(); }
+    tracking_support tracking_available() const noexcept override;
+    void track(command::tracking_mode m, std::vector<std::string> added) override {
+        tracking_.track(std::move(m), std::move(added));
+    }
+    void stop_tracking() override { tracking_.stop(); }
+    void set_caching(bool yes) override { tracking_.set_caching(yes); }
+
+    // An invalidation for this client (or redirected to it), on its thread.
+    void deliver_tracking(const command::tracking_message& m);
 
 private:
     // Why the parse loop stopped.
@@ -112,6 +123,7 @@ private:
 
     halt process_input();
     step dispatch(command::args_view args);
+    step dispatch_tracked(command::args_view args);
     step dispatch_row(const command::row& row, command::args_view args);
     step dispatch_in_tunnel(const command::row* row, command::args_view args);
     core_parts parts() noexcept { return {env_, state_, queue_, *this}; }
@@ -141,6 +153,7 @@ private:
     transaction txn_;
     proxy::auth auth_;
     proxy::tunnel tunnel_;
+    client_tracking tracking_;
     std::shared_ptr<barrier_wait> barrier_;  // a read barrier being waited for
     bool barrier_wanted_ = false;            // the cached read being dispatched asked for one
     bool stop_requested_ = false;            // the server is stopping (applied once the client is idle)

@@ -33,6 +33,8 @@ struct client_state {
     resp::protocol proto = resp::protocol::resp2;  // what HELLO chose
     std::string_view raw;    // the current command's bytes as the client sent them (or re-encoded)
     std::string rewritten;   // storage for a re-encoded command (inline, or rewritten by a handler)
+    bool tracking = false;   // CLIENT TRACKING is on: dedicated links get tracking on too
+    bool track_read = false; // the command being dispatched is a read Redis must track for this client
     cache::millis now = 0;   // read once per batch, for expiry checks
     std::chrono::steady_clock::time_point batch_start;  // when the current batch was read
 

@@ -16,6 +16,8 @@
 
 namespace respcache::proxy {
 
+class tracking_table;
+
 // What a client core asks of the process and of its io thread beyond plain data. Implemented by the
 // server layer's worker; by a fake in the tests.
 class host {
@@ -43,6 +45,7 @@ struct environment {
     backend::link_pool& links;
     std::vector<coherence::link_tracking>& tracking;  // one per shared link of this thread, by index
     command::client_registry& clients;
+    proxy::tracking_table& client_tracking;  // CLIENT TRACKING of every client of the process
     thread_stats& stats;
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -35,6 +36,11 @@ public:
     void release(bool clean);
     // The pinned link failed a request: whatever state it held (MULTI, WATCH) is gone.
     bool pinned_broken() const noexcept { return pinned_broken_; }
+    // For a tracking client whose pinned link does not track yet: appends CLIENT TRACKING on REDIRECT
+    // <channel> to `out` (its reply is nobody's) and returns true.
+    bool pinned_tracking_prelude(std::string& out);
+    // Told when a tracked read turns out not to have been tracked in Redis (refused, or the channel moved).
+    std::function<void()> on_untracked_read;
 
     // ---- Sending ----
     // Queues `p` (already in the reply queue) on target(), in the client's database.
@@ -88,10 +94,12 @@ private:
     slot_pool<select_probe> probes_;
     std::shared_ptr<backend::link> pinned_;
     bool pinned_broken_ = false;
+    bool pinned_tracked_ = false;  // CLIENT TRACKING was turned on on the pinned link
     std::size_t in_flight_ = 0;
     std::vector<const command::owned_effect*> writes_;  // effects of the writes not yet answered
     command::cache_effect effect_scratch_;
     std::string request_scratch_;
+    std::string prelude_scratch_;
 };
 
 }  // namespace respcache::proxy

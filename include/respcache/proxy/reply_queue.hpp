@@ -50,6 +50,9 @@ public:
     }
     // `s` got its reply: its bytes (and those of the done slots behind it) move to the output in order.
     void finished(slot& s);
+    // Bytes that answer no request (an invalidation push): after every reply queued so far, whatever
+    // CLIENT REPLY says.
+    void push_unsolicited(std::string_view bytes);
     bool empty() const noexcept { return slots_.empty(); }
 
     // ---- Output ----

@@ -16,6 +16,7 @@
 #include "respcache/command/context.hpp"
 #include "respcache/config/config.hpp"
 #include "respcache/proxy/settings.hpp"
+#include "respcache/proxy/tracking_table.hpp"
 #include "respcache/util/stats.hpp"
 
 namespace respcache::server {
@@ -43,6 +44,7 @@ public:
     coherence::tracker& coherence() noexcept { return coherence_; }
     coherence::tracking_state& tracking() noexcept { return coherence_.state(); }
     command::client_registry& clients() noexcept { return clients_; }
+    proxy::tracking_table& client_tracking() noexcept { return client_tracking_; }
 
     // Applies what a reloaded configuration may change while running: cache limits, timeouts, limits,
     // password. The caller has checked the configuration.
@@ -84,6 +86,7 @@ private:
     std::function<void()> refresher_;  // set once before the io threads start
     coherence::tracker coherence_;
     command::client_registry clients_;
+    proxy::tracking_table client_tracking_{clients_};
     mutable std::mutex mu_;
     std::shared_ptr<const command::catalog> catalog_;  // GUARDED_BY(mu_)
     backend_facts facts_;                              // GUARDED_BY(mu_)

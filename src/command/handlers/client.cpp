@@ -230,18 +230,6 @@ void client_setname(context& c, args_view args) {
     c.reply().ok();
 }
 
-void client_trackinginfo(context& c, args_view) {
-    resp::reply_builder& out = c.reply();
-    out.map(3);
-    out.bulk("flags");
-    out.set(1);
-    out.bulk("off");
-    out.bulk("redirect");
-    out.integer(-1);
-    out.bulk("prefixes");
-    out.array(0);
-}
-
 struct client_sub {
     std::string_view name;
     int arity;
@@ -249,12 +237,9 @@ struct client_sub {
 };
 
 const client_sub kClientSubs[] = {
-    {"caching", 3,
-     [](context& c, args_view) {
-         c.reply().error("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.");
-     }},
+    {"caching", 3, client_caching},
     {"getname", 2, client_getname},
-    {"getredir", 2, [](context& c, args_view) { c.reply().integer(-1); }},
+    {"getredir", 2, client_getredir},
     {"id", 2, [](context& c, args_view) { c.reply().integer(static_cast<std::int64_t>(c.client().id)); }},
     {"info", 2, [](context& c, args_view) { c.reply().verbatim(c.client().describe() + "\n"); }},
     {"kill", -3, client_kill},
@@ -264,11 +249,7 @@ const client_sub kClientSubs[] = {
     {"reply", 3, client_reply},
     {"setinfo", 4, client_setinfo},
     {"setname", 3, client_setname},
-    {"tracking", -3,
-     [](context& c, args_view) {
-         c.reply().error(
-             "ERR CLIENT TRACKING is not supported through respcache: the proxy caches and invalidates for its clients");
-     }},
+    {"tracking", -3, client_tracking},
     {"trackinginfo", 2, client_trackinginfo},
     {"unblock", -3, client_unblock},
 };

@@ -22,6 +22,12 @@ void hello_reply(context& c, resp::reply_builder& out);
 // src/command/handlers/client.cpp
 void client(context& c, args_view args);
 
+// src/command/handlers/tracking.cpp: CLIENT TRACKING, CACHING, GETREDIR, TRACKINGINFO
+void client_tracking(context& c, args_view args);
+void client_caching(context& c, args_view args);
+void client_getredir(context& c, args_view args);
+void client_trackinginfo(context& c, args_view args);
+
 // src/command/handlers/strings.cpp: every row with a read policy.
 void read_through(context& c, args_view args);
 

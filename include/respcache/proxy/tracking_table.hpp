@@ -1,0 +1,60 @@
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "respcache/command/catalog.hpp"
+#include "respcache/command/client_info.hpp"
+#include "respcache/command/tracking.hpp"
+
+namespace respcache::proxy {
+
+// Which of respcache's clients hear of which changed keys (CLIENT TRACKING), as Redis keeps it for its
+// own clients: a tracking client (not BCAST) is told of a key it read while tracking the first time the
+// key changes afterwards, and must read it again to hear of it again; a BCAST client of every changed key
+// under one of its prefixes; NOLOOP, of no change it made itself; every tracking client of a flush. The
+// changes come from the proxy's invalidation channel (coherence::tracker's observer), which hears of
+// every key the proxy's links read while tracked, so the reads it remembers here must have been tracked
+// in Redis (client_tracking sees to it).
+//
+// Thread-safe: remembered from every io thread, fed by whichever thread reads the channel. A message for
+// a client is handed to its client_info::deliver, which posts it to the client's thread.
+class tracking_table {
+public:
+    explicit tracking_table(command::client_registry& clients) : clients_(clients) {}
+
+    // Client `id` tracks in `mode` (replacing what it had; keys it read stay remembered, as in Redis).
+    void enable(std::uint64_t id, const command::tracking_mode& mode);
+    void disable(std::uint64_t id);
+    // Keys client `id` read while tracking.
+    void remember(std::uint64_t id, std::span<const std::string_view> keys);
+    // Client `id` sent a write of `keys`: with NOLOOP it is not told of that change.
+    void wrote(std::uint64_t id, std::span<const std::string_view> keys);
+    // The channel: these keys changed, or (flush) everything did.
+    void changed(std::span<const std::string_view> keys, bool flush);
+    std::size_t tracking_clients() const;
+
+private:
+    struct tracker {
+        bool bcast = false;
+        bool noloop = false;
+        std::vector<std::string> prefixes;       // BCAST ("" alone: every key)
+        std::unordered_set<std::string> written;  // BCAST NOLOOP: its own changes not yet heard back
+    };
+    using batches = std::unordered_map<std::uint64_t, command::tracking_message>;
+    void broadcast(std::string_view key, batches& out);  // mu_ held
+
+    command::client_registry& clients_;
+    mutable std::mutex mu_;
+    std::unordered_map<std::uint64_t, tracker> trackers_;                 // GUARDED_BY(mu_)
+    command::string_map<std::vector<std::uint64_t>> keys_;                // GUARDED_BY(mu_): key -> readers
+    std::size_t bcast_clients_ = 0;                                       // GUARDED_BY(mu_)
+};
+
+}  // namespace respcache::proxy

@@ -1,0 +1,98 @@
+#include "respcache/proxy/tracking_table.hpp"
+
+#include <algorithm>
+
+namespace respcache::proxy {
+
+void tracking_table::enable(std::uint64_t id, const command::tracking_mode& mode) {
+    std::lock_guard guard(mu_);
+    auto [it, added] = trackers_.try_emplace(id);
+    if (!added && it->second.bcast) --bcast_clients_;
+    it->second.bcast = mode.bcast;
+    it->second.noloop = mode.noloop;
+    it->second.prefixes = mode.prefixes;
+    if (mode.bcast) ++bcast_clients_;
+}
+
+void tracking_table::disable(std::uint64_t id) {
+    // Its remembered keys are dropped lazily, as Redis does: a later change finds no such tracker.
+    std::lock_guard guard(mu_);
+    auto it = trackers_.find(id);
+    if (it == trackers_.end()) return;
+    if (it->second.bcast) --bcast_clients_;
+    trackers_.erase(it);
+}
+
+void tracking_table::remember(std::uint64_t id, std::span<const std::string_view> keys) {
+    std::lock_guard guard(mu_);
+    for (auto k : keys) {
+        auto it = keys_.find(k);
+        if (it == keys_.end()) it = keys_.emplace(std::string(k), std::vector<std::uint64_t>{}).first;
+        auto& readers = it->second;
+        if (std::find(readers.begin(), readers.end(), id) == readers.end()) readers.push_back(id);
+    }
+}
+
+void tracking_table::wrote(std::uint64_t id, std::span<const std::string_view> keys) {
+    std::lock_guard guard(mu_);
+    auto t = trackers_.find(id);
+    if (t == trackers_.end() || !t->second.noloop) return;
+    for (auto k : keys) {
+        if (t->second.bcast) {
+            t->second.written.emplace(k);
+            continue;
+        }
+        if (auto it = keys_.find(k); it != keys_.end()) std::erase(it->second, id);
+    }
+}
+
+void tracking_table::broadcast(std::string_view key, batches& out) {
+    for (auto& [id, t] : trackers_) {
+        if (!t.bcast) continue;
+        const bool match = std::any_of(t.prefixes.begin(), t.prefixes.end(),
+                                       [&](const std::string& p) { return key.starts_with(p); });
+        if (!match) continue;
+        if (t.noloop && t.written.erase(std::string(key)) > 0) continue;
+        out[id].keys.emplace_back(key);
+    }
+}
+
+void tracking_table::changed(std::span<const std::string_view> keys, bool flush) {
+    batches out;
+    {
+        std::lock_guard guard(mu_);
+        if (trackers_.empty()) {
+            keys_.clear();
+            return;
+        }
+        if (flush) {
+            keys_.clear();
+            for (auto& [id, t] : trackers_) {
+                out[id].flush = true;
+                t.written.clear();
+            }
+        } else {
+            for (auto k : keys) {
+                if (auto it = keys_.find(k); it != keys_.end()) {
+                    for (std::uint64_t id : it->second) {
+                        auto t = trackers_.find(id);
+                        if (t != trackers_.end() && !t->second.bcast) out[id].keys.emplace_back(k);
+                    }
+                    keys_.erase(it);
+                }
+                if (bcast_clients_ > 0) broadcast(k, out);
+            }
+        }
+    }
+    for (auto& [id, m] : out) {
+        m.tracker = id;
+        if (auto c = clients_.find(id)) c->deliver(std::move(m));
+    }
+}
+
+std::size_t tracking_table::tracking_clients() const {
+    std::lock_guard guard(mu_);
+    return trackers_.size();
+}
+
+}  // namespace respcache::proxy
