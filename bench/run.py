@@ -50,10 +50,15 @@ CACHE_TTL = "3600s"      # long enough that nothing expires during a run (hit sc
 
 
 # ---------------------------------------------------------------------------------------------------
-# A minimal RESP2 client (blocking socket, pipelining by batches).
+# A minimal RESP client (blocking socket, pipelining by batches): RESP2, and the RESP3 types a
+# connection gets after HELLO 3 (the RESP3 scenarios' spot checks).
 
 class ErrorReply(str):
     """An error reply (returned, not raised)."""
+
+
+class Push(list):
+    """A RESP3 push (>): out-of-band, never the reply to a request."""
 
 
 def encode(*args) -> bytes:
@@ -134,6 +139,34 @@ class Conn:
         if t == b"*":
             n = int(rest)
             return None if n < 0 else [self.read_reply() for _ in range(n)]
+        # RESP3
+        if t == b"_":
+            return None
+        if t == b"%":
+            n = int(rest)
+            out = {}
+            for _ in range(n):
+                key = self.read_reply()
+                out[key] = self.read_reply()
+            return out
+        if t == b"~":
+            return [self.read_reply() for _ in range(int(rest))]
+        if t == b">":
+            return Push(self.read_reply() for _ in range(int(rest)))
+        if t == b"#":
+            return rest == b"t"
+        if t == b",":
+            return float(rest)
+        if t == b"(":
+            return int(rest)
+        if t == b"=":
+            return self._exact(int(rest) + 2)[4:-2]  # drop "txt:" / "mkd:"
+        if t == b"!":
+            return ErrorReply(self._exact(int(rest) + 2)[:-2].decode(errors="replace"))
+        if t == b"|":  # attribute: metadata before the real reply
+            for _ in range(2 * int(rest)):
+                self.read_reply()
+            return self.read_reply()
         raise ValueError(f"unexpected reply type {line[:40]!r}")
 
     def send(self, data: bytes) -> None:
@@ -394,11 +427,58 @@ def rb_finish(p: subprocess.Popen, test: str, timeout: float) -> Dict[str, float
     return rb_parse(out, test)
 
 
-def rb_run(port: int, args: Sequence[str], test: str, timeout: float) -> Dict[str, float]:
+def rb_run(port: int, args: Sequence[str], test: str, timeout: float,
+           during: Optional[Callable[[subprocess.Popen], object]] = None) -> Dict:
+    """One redis-benchmark run; during(popen), if given, runs while it does and its result is returned
+    as r["during"]."""
     t0 = time.monotonic()
-    r = rb_finish(rb_start(port, args), test, timeout)
+    p = rb_start(port, args)
+    seen = None
+    if during is not None:
+        try:
+            seen = during(p)
+        except BaseException:
+            p.kill()
+            p.communicate()
+            raise
+    r = rb_finish(p, test, timeout)
     r["seconds"] = round(time.monotonic() - t0, 3)
+    if during is not None:
+        r["during"] = seen
     return r
+
+
+RESP3_LINE = re.compile(rb"(?:^| )resp=3(?: |$)")
+
+
+def resp3_clients(c: Conn) -> int:
+    """Connections CLIENT LIST shows in RESP3 (resp=3) on the server `c` is connected to."""
+    text = c.call("CLIENT", "LIST")
+    if not isinstance(text, bytes):
+        raise RuntimeError(f"CLIENT LIST answered {text!r}")
+    return sum(1 for line in text.splitlines() if RESP3_LINE.search(line))
+
+
+def watch_resp3(port: int, want: int) -> Callable[[subprocess.Popen], Dict]:
+    """A `during` for rb_run: samples CLIENT LIST every 10 ms while redis-benchmark runs, until it has
+    seen `want` more RESP3 connections than before the start (HELLO 3 accepted on every benchmark
+    connection). redis-benchmark ignores the reply to HELLO, so a refused HELLO would silently leave
+    the run in RESP2: this is the proof that the run spoke RESP3."""
+    c = Conn(port, timeout=10)  # itself a RESP2 connection: not counted
+    baseline = resp3_clients(c)
+    def during(p: subprocess.Popen) -> Dict:
+        best, samples = 0, 0
+        try:
+            while p.poll() is None and best < want:
+                best = max(best, resp3_clients(c) - baseline)
+                samples += 1
+                if best < want:
+                    time.sleep(0.01)
+        finally:
+            c.close()
+        return {"resp3_connections_seen": best, "expected": want, "baseline": baseline,
+                "client_list_samples": samples}
+    return during
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -424,6 +504,8 @@ class Scenario:
     targets: List[Target] = field(default_factory=list)
     ratio_pairs: List[tuple] = field(default_factory=list)  # (numerator label, denominator label)
     set_args: List[str] = field(default_factory=list)  # mix: the SET half
+    resp3: bool = False      # redis-benchmark -3 (HELLO 3 on every connection); args include "-3"
+    resp2_twin: Optional[str] = None  # the RESP2 scenario with the same load (CPU cost comparison)
 
 
 COMMON = ["-r", str(KEYS), "-d", str(VALUE_SIZE)]
@@ -436,6 +518,12 @@ def three(instance: str) -> List[Target]:
 
 
 THREE_RATIOS = [(RESPCACHE, REDIS), (RESPCACHE, TWEM)]
+NO_RESP3 = "n/a (no RESP3)"
+
+
+def two(instance: str) -> List[Target]:
+    """The RESP3 rows: twemproxy does not speak RESP3 (it closes the connection at HELLO)."""
+    return [Target(RESPCACHE, "respcache", instance), Target(REDIS, "redis", "redis")]
 
 
 def scenarios() -> List[Scenario]:
@@ -450,6 +538,22 @@ def scenarios() -> List[Scenario]:
                  "As above with 16 requests in flight per connection (redis-benchmark -P 16).",
                  "rps", ["-t", "get", "-c", "50", "-P", "16", *COMMON], warm=True, expect_hits=True,
                  targets=three("main"), ratio_pairs=THREE_RATIOS),
+        Scenario("get_hits_resp3", "GET hits, 50 clients, RESP3",
+                 "GET hits as in 'GET hits, 50 clients' (same keys, values and warming, the warming "
+                 "over RESP2: a GET's cache entry serves both protocols) with redis-benchmark -3: every "
+                 "connection starts with HELLO 3. Before each respcache run a RESP3 connection reads "
+                 "every 100th key and checks the values and that they were hits; during every run "
+                 "CLIENT LIST must show the 50 connections in RESP3. twemproxy does not speak RESP3 (it "
+                 "closes the connection at HELLO; the harness checks this once per run): respcache vs "
+                 "Redis direct only.",
+                 "rps", ["-3", "-t", "get", "-c", "50", *COMMON], warm=True, expect_hits=True,
+                 targets=two("main"), ratio_pairs=[(RESPCACHE, REDIS)], resp3=True, resp2_twin="get_hits"),
+        Scenario("get_hits_p16_resp3", "GET hits, 50 clients, pipeline 16, RESP3",
+                 "As 'GET hits, 50 clients, RESP3' with 16 requests in flight per connection "
+                 "(redis-benchmark -3 -P 16).",
+                 "rps", ["-3", "-t", "get", "-c", "50", "-P", "16", *COMMON], warm=True, expect_hits=True,
+                 targets=two("main"), ratio_pairs=[(RESPCACHE, REDIS)], resp3=True,
+                 resp2_twin="get_hits_p16"),
         Scenario("get_miss_nocache", "GET misses, cache disabled",
                  "respcache started with --capacity 0: every GET is forwarded to Redis (the pure "
                  "forwarding cost of the miss path, no cache fill).",
@@ -544,6 +648,7 @@ class Bench:
         self.duration = opts.duration if opts.duration else (1.0 if opts.quick else 3.0)
         self.calibrated: Dict[str, int] = {}
         self.bench_payload: Optional[bytes] = None  # the value redis-benchmark's SET writes
+        self.twem_resp3: Optional[Dict] = None  # the probe of twemproxy with redis-benchmark -3
 
     # ----- instances, started lazily and restarted (loudly) if one died
     RESPCACHE_ARGS = {
@@ -621,6 +726,50 @@ class Bench:
             self.warn(f"after warming {p.name} caches {cached} keys, fewer than {KEYS}")
         return {"seconds": round(time.monotonic() - t0, 2), "wrong_replies": bad, "cached_keys": cached}
 
+    def resp3_spot_check(self, p: Proc, step: int = 100) -> Dict:
+        """After the (RESP2) warming, a RESP3 connection (HELLO 3) reads every `step`-th key: each reply
+        must be the key's value and respcache must count the reads as hits (its cache entries serve
+        both protocols), else the RESP3 run would not measure hits."""
+        idx = list(range(0, KEYS, step))
+        before = info(p.port, "proxy")
+        with Conn(p.port) as c:
+            hello = c.call("HELLO", "3")
+            if not isinstance(hello, dict) or hello.get(b"proto") != 3:
+                raise RuntimeError(f"{p.name}: HELLO 3 answered {str(hello)[:200]}")
+            c.send(b"".join(encode(b"GET", key_name(i)) for i in idx))
+            bad = 0
+            for i in idx:
+                r = c.read_reply()
+                if r != seed_value(i) and (self.bench_payload is None or r != self.bench_payload):
+                    bad += 1
+        after = info(p.port, "proxy")
+        hits = int(after["cache_hits"]) - int(before["cache_hits"])
+        misses = int(after["cache_misses"]) - int(before["cache_misses"])
+        if bad:
+            self.warn(f"RESP3 spot check of {p.name}: {bad} of {len(idx)} GET replies were not the key's value")
+        if hits < 0.99 * len(idx):
+            self.warn(f"RESP3 spot check of {p.name}: {hits} hits and {misses} misses for {len(idx)} GETs "
+                      f"of warmed keys")
+        return {"gets": len(idx), "wrong_replies": bad, "hits": hits, "misses": misses}
+
+    def twemproxy_resp3_probe(self) -> Dict:
+        """Once per run: does twemproxy speak RESP3? (nutcracker 0.5 does not know HELLO and closes the
+        connection: redis-benchmark -3 fails.) If it ever does, the RESP3 rows should include it."""
+        if self.twem_resp3 is None:
+            args = ["-3", "-t", "get", "-c", "1", "-n", "100", *COMMON]
+            p = subprocess.run(rb_argv(self.instance("twemproxy").port, args), capture_output=True, text=True,
+                               timeout=60, stdin=subprocess.DEVNULL)
+            err = " ".join((p.stderr.strip() or p.stdout.strip()).splitlines()[-2:])
+            self.twem_resp3 = {"command": rb_template(args), "exit_status": p.returncode, "output": err[-300:],
+                               "speaks_resp3": p.returncode == 0}
+            if p.returncode == 0:
+                self.warn("twemproxy answered redis-benchmark -3: it may speak RESP3 now; the RESP3 rows "
+                          "leave it out")
+            else:
+                self.say(f"  twemproxy and RESP3: redis-benchmark -3 exited {p.returncode} ({err[-120:]}): "
+                         f"left out of the RESP3 rows")
+        return self.twem_resp3
+
     def sanity(self) -> None:
         """Spot check: respcache and twemproxy return what Redis holds, hit and miss."""
         rp = self.instance("redis").port
@@ -658,9 +807,16 @@ class Bench:
                 r[k] = int(px.get(k, "0"))
         return r
 
-    def check(self, sc: Scenario, target: Target, n_get: int, n_set: int, before: Dict, after: Dict) -> Dict:
+    def check(self, sc: Scenario, target: Target, n_get: int, n_set: int, before: Dict, after: Dict,
+              resp3_seen: Optional[Dict] = None) -> Dict:
         d = {k: after[k] - before.get(k, 0) for k in after}
         notes = []
+        if sc.resp3:
+            d["resp3_connections_seen"] = seen = (resp3_seen or {}).get("resp3_connections_seen", 0)
+            want = (resp3_seen or {}).get("expected", 0)
+            if seen < want:
+                notes.append(f"CLIENT LIST showed {seen} RESP3 connections during the run, {want} expected "
+                             f"(HELLO 3 refused? redis-benchmark ignores its reply)")
         if d["redis_error_replies"]:
             notes.append(f"Redis sent {d['redis_error_replies']} error replies")
         if d["redis_keyspace_misses"]:  # every scenario reads seeded keys only
@@ -714,6 +870,11 @@ class Bench:
         n = self.calibrate(sc)
         res = {"title": sc.title, "meaning": sc.meaning, "mode": sc.mode, "requests_per_run": n,
                "rounds": self.rounds, "targets": {}, "ratios": {}, "loadavg_before": os.getloadavg()}
+        if sc.resp3:
+            res["protocol"] = "RESP3"
+            if "twemproxy" in self.instances:
+                res["excluded_targets"] = {TWEM: {"reason": "does not speak RESP3",
+                                                  "probe": self.twemproxy_resp3_probe()}}
         if sc.mode == "mix":
             # The SET process gets more requests than it can finish and is stopped when the GET process
             # ends; the SETs done meanwhile are counted by Redis (every target forwards them).
@@ -732,6 +893,8 @@ class Bench:
                 run: Dict = {"round": rnd + 1}
                 if sc.warm and t.kind == "respcache":
                     run["warm"] = self.warm(p)
+                    if sc.resp3:
+                        run["warm"]["resp3_spot_check"] = self.resp3_spot_check(p)
                 before = self.snapshot(t, p.port)
                 redis_pid = self.instance("redis").pid
                 cpu_before = (cpu_seconds(p.pid), cpu_seconds(redis_pid))
@@ -757,7 +920,8 @@ class Bench:
                                 "argv": [rb_argv(p.port, get_cmd), rb_argv(p.port, set_cmd)]})
                 else:
                     args = ["-n", str(n), *sc.args]
-                    run.update(rb_run(p.port, args, sc.test, timeout))
+                    during = watch_resp3(p.port, int(sc.args[sc.args.index("-c") + 1])) if sc.resp3 else None
+                    run.update(rb_run(p.port, args, sc.test, timeout, during))
                     run["argv"] = rb_argv(p.port, args)
                     total = n
                 # CPU time per request of the target's process and of Redis behind it (the same process
@@ -771,7 +935,8 @@ class Bench:
                     self.warn(f"{p.name} died during {sc.name}: status {p.popen.returncode}: {p.log_tail()}")
                     run["problems"] = ["server died"]
                 else:
-                    run["counters"] = self.check(sc, t, n_get, n_set, before, self.snapshot(t, p.port))
+                    run["counters"] = self.check(sc, t, n_get, n_set, before, self.snapshot(t, p.port),
+                                                 run.pop("during", None))
                 res["targets"][t.label]["runs"].append(run)
                 extra = ""
                 if sc.mode == "latency":
@@ -999,6 +1164,10 @@ class Bench:
             for inst in ("nocache", "cold", "threads1", "ttlmode", "strict"):
                 if not any(t.instance == inst for s in wanted[wanted.index(sc) + 1:] for t in s.targets):
                     self.retire(inst)
+        self.results["resp3_vs_resp2"] = resp3_vs_resp2(self.results["scenarios"])
+        for key, c in self.results["resp3_vs_resp2"].items():
+            self.say(f"RESP3 / RESP2 ({key}): respcache CPU per request {c['respcache']:.2f}x"
+                     + (f", Redis direct {c['redis_direct']:.2f}x" if c.get("redis_direct") else ""))
         for name, fn in (("staleness", self.staleness), ("memory", self.memory)):
             if name not in extras:
                 continue
@@ -1017,6 +1186,25 @@ class Bench:
         for a in self.procs.anomalies:
             print(f"ANOMALY: {a}", file=sys.stderr)
         return 1 if self.results["errors"] else 0
+
+
+def resp3_vs_resp2(sc: Dict) -> Dict:
+    """CPU µs per request of each RESP3 row over its RESP2 twin, both measured in this run (the
+    requirement: a RESP3 hit costs what a RESP2 hit costs). Redis direct's ratio is the reference."""
+    out = {}
+    for s3 in scenarios():
+        if not s3.resp3 or s3.name not in sc or s3.resp2_twin not in sc:
+            continue
+        a, b = sc[s3.name]["targets"], sc[s3.resp2_twin]["targets"]
+        row = {"resp3_scenario": s3.name, "resp2_scenario": s3.resp2_twin}
+        for label, key in ((RESPCACHE, "respcache"), (REDIS, "redis_direct")):
+            x = a.get(label, {}).get("median_cpu_us_per_request")
+            y = b.get(label, {}).get("median_cpu_us_per_request")
+            row[f"{key}_resp3_us"], row[f"{key}_resp2_us"] = x, y
+            row[key] = round(x / y, 3) if x is not None and y else None
+        if row["respcache"] is not None:
+            out[f"{s3.name} / {s3.resp2_twin}"] = row
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1081,8 +1269,8 @@ def markdown(res: Dict) -> str:
              f"{v['nutcracker'].replace('This is ', '')}. The load generator and all servers share these cores.")
     L.append("")
     sc = res["scenarios"]
-    three_rows = [n for n in ("get_hits", "get_hits_p16", "get_miss_nocache", "get_miss_cold", "set", "mix",
-                              "clients_1000") if n in sc]
+    three_rows = [n for n in ("get_hits", "get_hits_p16", "get_hits_resp3", "get_hits_p16_resp3",
+                              "get_miss_nocache", "get_miss_cold", "set", "mix", "clients_1000") if n in sc]
     if three_rows or "latency" in sc:
         L.append("Requests per second, median over rounds [min–max]; ratios of medians (> 1: respcache faster).")
         L.append("")
@@ -1093,12 +1281,13 @@ def markdown(res: Dict) -> str:
             s = sc[n]
             cells = []
             for t in (RESPCACHE, REDIS, TWEM):
-                tr = s["targets"][t]
-                cells.append(f"{k(tr['median_rps'])} [{k(tr['min_rps'])}–{k(tr['max_rps'])}]")
+                tr = s["targets"].get(t)
+                cells.append(NO_RESP3 if tr is None else f"{k(tr['median_rps'])} [{k(tr['min_rps'])}–{k(tr['max_rps'])}]")
             ra = s["ratios"]
             hr = s["targets"][RESPCACHE].get("hit_ratio_median")
+            tw_ratio = ra.get(f"{RESPCACHE} / {TWEM}")
             L.append(f"| {s['title']} | {' | '.join(cells)} | {ra[f'{RESPCACHE} / {REDIS}']['rps']:.2f}x | "
-                     f"{ra[f'{RESPCACHE} / {TWEM}']['rps']:.2f}x | "
+                     f"{'n/a' if tw_ratio is None else format(tw_ratio['rps'], '.2f') + 'x'} | "
                      f"{'n/a' if hr is None else f'{hr * 100:.1f}%'} |")
         if "latency" in sc:
             s = sc["latency"]
@@ -1118,9 +1307,22 @@ def markdown(res: Dict) -> str:
             L.append(f"Mix: two redis-benchmark processes at once on the same target (45 GET clients, 5 SET "
                      f"clients); all requests done while the GET process ran, over its wall time. Share of "
                      f"SETs: {share}.")
+        resp3_rows = [n for n in three_rows if sc[n].get("protocol") == "RESP3"]
+        if resp3_rows:
+            probe = next((sc[n]["excluded_targets"][TWEM]["probe"] for n in resp3_rows
+                          if TWEM in sc[n].get("excluded_targets", {})), None)
+            L.append("")
+            L.append("RESP3 rows: `redis-benchmark -3` (HELLO 3 on every connection; CLIENT LIST checked to show "
+                     "them all in RESP3 during every run), same keys and warming as the RESP2 rows (the warming "
+                     "reads over RESP2; a RESP3 spot check of every 100th key before each run must be all hits). "
+                     "twemproxy does not speak RESP3"
+                     + (f": `{probe['command']}` exited {probe['exit_status']} ({probe['output']})."
+                        if probe and not probe["speaks_resp3"] else "."))
         L.append("")
         cpu_rows = [n for n in three_rows + (["latency"] if "latency" in sc else [])
-                    if all("median_cpu_us_per_request" in sc[n]["targets"][t] for t in (RESPCACHE, REDIS, TWEM))]
+                    if all("median_cpu_us_per_request" in sc[n]["targets"][t] for t in (RESPCACHE, REDIS))
+                    and ("median_cpu_us_per_request" in sc[n]["targets"].get(TWEM, {})
+                         or sc[n].get("protocol") == "RESP3")]
         if cpu_rows:
             L.append("CPU time per request, µs, median over rounds (lower is better): the proxy's own process "
                      "(+ Redis behind it), from /proc/<pid>/stat around each run. Throughput on 2 shared cores "
@@ -1130,14 +1332,34 @@ def markdown(res: Dict) -> str:
             L.append("|---|---|---|---|---|")
             for n in cpu_rows:
                 s = sc[n]
-                rc_, tw, rd = (s["targets"][t] for t in (RESPCACHE, TWEM, REDIS))
-                ratio = (rc_["median_cpu_us_per_request"] / tw["median_cpu_us_per_request"]
-                         if tw["median_cpu_us_per_request"] else float("nan"))
+                rc_, rd = (s["targets"][t] for t in (RESPCACHE, REDIS))
+                tw = s["targets"].get(TWEM)
+                if tw is None:
+                    tw_cell, ratio_cell = NO_RESP3, "n/a"
+                else:
+                    tw_cell = (f"{tw['median_cpu_us_per_request']:.1f} "
+                               f"(+ {tw['median_redis_cpu_us_per_request']:.1f})")
+                    ratio_cell = (f"{rc_['median_cpu_us_per_request'] / tw['median_cpu_us_per_request']:.2f}x"
+                                  if tw["median_cpu_us_per_request"] else "n/a")
                 L.append(f"| {s['title']} | {rc_['median_cpu_us_per_request']:.1f} "
-                         f"(+ {rc_['median_redis_cpu_us_per_request']:.1f}) | {tw['median_cpu_us_per_request']:.1f} "
-                         f"(+ {tw['median_redis_cpu_us_per_request']:.1f}) | {rd['median_cpu_us_per_request']:.1f} | "
-                         f"{ratio:.2f}x |")
+                         f"(+ {rc_['median_redis_cpu_us_per_request']:.1f}) | {tw_cell} | "
+                         f"{rd['median_cpu_us_per_request']:.1f} | {ratio_cell} |")
             L.append("")
+            cmp_ = res.get("resp3_vs_resp2") or {}
+            if cmp_:
+                parts = []
+                for c in cmp_.values():
+                    t3, t2 = sc[c["resp3_scenario"]]["title"], sc[c["resp2_scenario"]]["title"]
+                    part = (f"{t3} / {t2}: respcache {c['respcache_resp3_us']:.1f} / {c['respcache_resp2_us']:.1f} µs "
+                            f"= **{c['respcache']:.2f}x**")
+                    if c.get("redis_direct") is not None:
+                        part += (f" (Redis direct {c['redis_direct_resp3_us']:.1f} / {c['redis_direct_resp2_us']:.1f} µs "
+                                 f"= {c['redis_direct']:.2f}x)")
+                    parts.append(part)
+                L.append("RESP3 hit cost against RESP2 hit cost, CPU µs per request of respcache's process, "
+                         "medians from this run (1.00x: a RESP3 hit costs what a RESP2 hit costs; Redis direct "
+                         "for reference): " + "; ".join(parts) + ".")
+                L.append("")
     for n, label in (("scaling", "Scaling"), ("tracking", "Invalidation")):
         if n in sc:
             s = sc[n]

@@ -9,19 +9,28 @@ the SAME redis-server (same process: same hash seed, so SCAN/SMEMBERS/KEYS come 
 every reply must be byte-identical, except for the documented differences below. GETs follow the writes,
 repeated, so that the cache serves hits and every write must have invalidated what it touched.
 
+Each session runs in both protocols (`for_protocol`):
+ - RESP2: as written;
+ - RESP3: `HELLO 3` is sent first on every connection of the session (and on every connection opened again
+   after QUIT), and again after each RESET (which returns a connection to RESP2, in Redis as in respcache;
+   a GET of a missing key between the two checks that: `$-1`). The session's own HELLOs ask for the run's
+   protocol (`PROTO`), and a short excursion to the other protocol (`OTHER_PROTO`) and back is part of both
+   runs. So every command of the session is compared in RESP3 too: maps, sets, doubles, nulls, verbatim
+   strings, pushes (pub/sub messages and confirmations, UNSUBSCRIBE outside a subscription), and, in RESP3,
+   ordinary commands while subscribed (which Redis allows in RESP3 only).
+
 Documented differences (each one excluded from the session or normalized precisely):
- 1. HELLO / HELLO 2 [AUTH ...] [SETNAME ...]: the reply's `id` field is the client id, respcache's own
-    numbering versus Redis's: normalized (the integer after "id" only). Everything else must match,
-    including "version" (respcache reports the backend's).
+ 1. HELLO / HELLO 2|3 [AUTH ...] [SETNAME ...]: the reply's `id` field is the client id, respcache's own
+    numbering versus Redis's: normalized (the integer after "id" only, in the RESP2 array `*14 ... $2 id :N`
+    and in the RESP3 map `%7 ... $2 id :N`). Everything else must match, including "version" (respcache
+    reports the backend's) and "proto".
  2. CLIENT ID, CLIENT INFO, CLIENT LIST, CLIENT KILL: excluded; ids, addresses, ports, fds, ages and memory
     figures describe different connections (respcache answers them for its own clients).
  3. CLIENT SETINFO: excluded; respcache answers +OK as Redis 7.2 does (client libraries send it at
     connect), this Redis 7.0 answers "ERR unknown subcommand 'SETINFO'". Tested in test_clients.py.
- 4. HELLO 3: excluded; respcache speaks RESP2 only and answers -NOPROTO so that clients fall back to RESP2,
-    while Redis 7.0 switches to RESP3 (by design, issue item 3).
- 5. CLIENT TRACKING / CLIENT CACHING / CLIENT GETREDIR / CLIENT TRACKINGINFO: excluded; the proxy does the
+ 4. CLIENT TRACKING / CLIENT CACHING / CLIENT GETREDIR / CLIENT TRACKINGINFO: excluded; the proxy does the
     caching for its clients and refuses client-side tracking through it (by design).
- 6. INFO, MONITOR, CLIENT NO-TOUCH, commands whose replies carry time or randomness (TIME, OBJECT
+ 5. INFO, MONITOR, CLIENT NO-TOUCH, commands whose replies carry time or randomness (TIME, OBJECT
     IDLETIME/FREQ, RANDOMKEY, SRANDMEMBER, XINFO CONSUMERS, XPENDING's extended form, PTTL of a volatile
     key, ...): excluded; they differ between any two runs (INFO also gains respcache's "proxy" section).
 """
@@ -50,6 +59,7 @@ class Step:
     save: Optional[str] = None  # keep the parsed reply under this name for later arguments
     quit: bool = False  # after the reply, the server closes the connection: read until EOF
     normalize: Optional[Callable[[bytes], bytes]] = None
+    added: bool = False  # added by for_protocol (the RESP3 run's HELLO 3s and the GET after RESET)
 
 
 @dataclass
@@ -86,15 +96,40 @@ class Script:
     def commands(self) -> int:
         return sum(1 for s in self.steps if s.args)
 
+    @property
+    def own_commands(self) -> int:
+        """The session's own commands, without those for_protocol added (what MIN_COMMANDS counts)."""
+        return sum(1 for s in self.steps if s.args and not s.added)
+
 
 _HELLO_ID = re.compile(rb"(\$2\r\nid\r\n):\d+\r\n")
+# The head of a HELLO reply: the RESP2 array of 7 field/value pairs, or the RESP3 map of 7 pairs.
+_HELLO_HEAD = re.compile(rb"(\*14|%7)\r\n\$6\r\nserver\r\n")
 
 
 def hello_id(raw: bytes) -> bytes:
-    """Difference 1: the client id inside a RESP2 HELLO reply, and nothing else."""
+    """Difference 1: the client id inside a HELLO reply (RESP2 array or RESP3 map), and nothing else. An
+    error reply is left as it is."""
+    if raw.startswith(b"-"):
+        return raw
+    assert _HELLO_HEAD.match(raw), f"not a HELLO reply: {raw!r}"
     out, n = _HELLO_ID.subn(rb"\1:<client id>\r\n", raw)
-    assert n <= 1, raw
+    assert n == 1, raw
     return out
+
+
+class _Proto:
+    """An argument standing for the protocol of the run ("2" or "3"), or for the other one."""
+
+    def __init__(self, other: bool):
+        self.other = other
+
+    def resolve(self, proto: int) -> str:
+        return str((5 - proto) if self.other else proto)
+
+
+PROTO = _Proto(other=False)
+OTHER_PROTO = _Proto(other=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -519,17 +554,31 @@ def build_main_session() -> Script:
     c("CLIENT", "REPLY", "ON")
     g("cr:k", "cr:k")
 
-    # -- HELLO (difference 1: the id is normalized)
+    # -- HELLO (difference 1: the id is normalized); PROTO is the run's protocol, OTHER_PROTO the other one
     c("HELLO", normalize=hello_id)
-    c("HELLO", "2", normalize=hello_id)
-    c("HELLO", "2", "SETNAME", "hello-name", normalize=hello_id)
+    c("HELLO", PROTO, normalize=hello_id)
+    c("HELLO", PROTO, "SETNAME", "hello-name", normalize=hello_id)
     c("CLIENT", "GETNAME")
-    c("HELLO", "2", "AUTH", "default", "any-password-works-without-requirepass", normalize=hello_id)
-    c("HELLO", "2", "AUTH", "nosuchuser", "pw")
+    c("HELLO", PROTO, "AUTH", "default", "any-password-works-without-requirepass", normalize=hello_id)
+    c("HELLO", PROTO, "AUTH", "nosuchuser", "pw")
     c("HELLO", "4")
+    c("HELLO", "1")
+    c("HELLO", "0")
     c("HELLO", "two")
-    c("HELLO", "2", "NOSUCHOPTION")
+    c("HELLO", PROTO, "NOSUCHOPTION")
+    c("HELLO", PROTO, "SETNAME")
     g("s:n")
+    # An excursion to the other protocol and back: nulls, maps and the HELLO reply change form.
+    c("HELLO", OTHER_PROTO, normalize=hello_id)
+    g("s:none", "s:n", "s:n")
+    c("HGETALL", "h:1")
+    c("ZRANGE", "z:u", "0", "1", "WITHSCORES")
+    c("CLIENT", "GETNAME")
+    c("HELLO", OTHER_PROTO, "NOSUCHOPTION")  # refused: the protocol stays
+    c("HELLO", normalize=hello_id)
+    c("HELLO", PROTO, normalize=hello_id)
+    g("s:none", "s:n")
+    c("HGETALL", "h:1")
 
     # -- MULTI / EXEC / DISCARD / WATCH
     w("SET", "tx:k", "before")
@@ -662,7 +711,17 @@ def build_pubsub_session() -> Script:
     s.read()
     c("PING")
     c("PING", "in subscribed mode")
-    c("GET", "ps:k")  # not allowed while subscribed
+    # Ordinary commands while subscribed: refused in RESP2, run in RESP3 (and the SET must invalidate the
+    # cached ps:k: the GETs after the subscription ends see it).
+    c("GET", "ps:k")
+    c("SET", "ps:k", "set while subscribed")
+    c("GET", "ps:k")
+    c("ECHO", "while subscribed")
+    c("HGETALL", "ps:nohash")
+    c("PUBLISH", "ch:2", "between commands", conn="b")
+    c("GET", "ps:k", replies=2)  # the message, then the reply (RESP3), or the message and the error (RESP2)
+    c("PUBLISH", "ch:1", "before a ping", conn="b")
+    c("PING", replies=2)
     c("PSUBSCRIBE", "pat:*")
     c("PUBLISH", "pat:x", "by pattern", conn="b")
     c("PUBLISH", "ch:2", "two", conn="b")
@@ -688,6 +747,39 @@ def build_pubsub_session() -> Script:
     c("PUNSUBSCRIBE", replies=2)
     g("ps:k")
     return s
+
+
+# ---------------------------------------------------------------------------------------------------
+# The two protocols.
+
+MISSING_KEY = "compat:missing"  # never written
+
+
+def for_protocol(script: Script, proto: int) -> Script:
+    """The session as run in `proto`: PROTO / OTHER_PROTO arguments resolved and, for RESP3, `HELLO 3` (its
+    reply compared too) sent first on every connection, on every connection opened again after QUIT, and
+    after every RESET (preceded by a GET of a missing key, which must answer RESP2's `$-1`)."""
+    assert proto in (2, 3)
+    out = Script()
+    opened: set = set()
+
+    def hello3(conn: str):
+        out.steps.append(Step(conn, ("HELLO", "3"), normalize=hello_id, added=True))
+
+    for step in script.steps:
+        args = tuple(a.resolve(proto) if isinstance(a, _Proto) else a for a in step.args)
+        if proto == 3 and step.conn not in opened:
+            assert args, f"the first step on connection {step.conn!r} is a read"
+            hello3(step.conn)
+        opened.add(step.conn)
+        out.steps.append(Step(step.conn, args, step.replies, step.save, step.quit, step.normalize))
+        if step.quit:
+            opened.discard(step.conn)
+        elif proto == 3 and args and str(args[0]).upper() == "RESET":
+            assert step.replies == 1, step
+            out.steps.append(Step(step.conn, ("GET", MISSING_KEY), added=True))
+            hello3(step.conn)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -801,6 +893,9 @@ def proxy_cache_hits(port: int) -> int:
 
 
 def compare(respcache, redis_server, script: Script, extra_args: Sequence[str] = ()) -> Tuple[list, list, object]:
+    """`script` (already resolved by for_protocol) against Redis direct, then through a fresh respcache in
+    front of the same Redis; every reply must be byte-identical."""
+    assert not any(isinstance(a, _Proto) for st in script.steps for a in st.args), "resolve with for_protocol"
     direct = run_session(redis_server.port, script)
     reset_redis(redis_server.port)
     proxy = respcache.start(extra_args=list(extra_args), backend=redis_server)
@@ -811,23 +906,59 @@ def compare(respcache, redis_server, script: Script, extra_args: Sequence[str] =
     return direct, proxied, proxy
 
 
+def _proto_of(raw: bytes) -> Optional[int]:
+    """2 or 3 for a (normalized) HELLO reply, else None."""
+    m = re.search(rb"\$5\r\nproto\r\n:(\d)\r\n", raw)
+    return int(m.group(1)) if m and _HELLO_HEAD.match(raw) else None
+
+
+def check_protocol_was_used(direct: List[Record], proto: int):
+    """The direct run really spoke `proto`: its HELLO replies say so, and (RESP3) some RESP3-only types came."""
+    hellos = [_proto_of(r.raw) for r in direct if r.label.startswith("HELLO") and _proto_of(r.raw)]
+    assert hellos and hellos[0] == proto, hellos
+    if proto == 3:
+        kinds = {r.raw[:1] for r in direct}
+        for kind in (b"%", b"_", b",", b">"):
+            assert kind in kinds, f"no {kind!r} reply in the RESP3 run: {sorted(kinds)}"
+
+
 # ---------------------------------------------------------------------------------------------------
 # The tests.
 
 
+PROTOCOLS = [pytest.param(2, id="resp2"), pytest.param(3, id="resp3")]
+
+
 def test_session_sizes():
     main = build_main_session()
+    # MIN_COMMANDS counts the session as written; the RESP3 run adds only its HELLO 3 preludes (and the
+    # GET after each RESET) on top of the same commands.
     assert main.commands >= MIN_COMMANDS, f"the main session has only {main.commands} commands"
     assert build_pubsub_session().commands >= 30
+    for build in (build_main_session, build_pubsub_session):
+        base = build()
+        resp2, resp3 = for_protocol(base, 2), for_protocol(base, 3)
+        assert resp2.commands == resp2.own_commands == resp3.own_commands == base.commands
+        preludes = sum(1 for st in resp3.steps if st.added and st.args[0] == "HELLO")
+        resets = sum(1 for st in base.steps if st.args and str(st.args[0]).upper() == "RESET")
+        conns = {st.conn for st in base.steps}
+        reopened = sum(1 for i, st in enumerate(base.steps)
+                       if st.quit and any(later.conn == st.conn for later in base.steps[i + 1:]))
+        assert resp3.commands == base.commands + preludes + resets
+        # one per connection, per connection opened again after QUIT, per RESET
+        assert preludes == len(conns) + reopened + resets, (preludes, conns, reopened, resets)
 
 
 @pytest.mark.timeout(90)
+@pytest.mark.parametrize("proto", PROTOCOLS)
 @pytest.mark.parametrize("invalidation", ["tracking", "ttl"])
-def test_main_session_replies_are_byte_identical(respcache, redis_server, invalidation):
-    script = build_main_session()
+def test_main_session_replies_are_byte_identical(respcache, redis_server, invalidation, proto):
+    script = for_protocol(build_main_session(), proto)
     direct, proxied, proxy = compare(respcache, redis_server, script, ["--invalidation", invalidation])
-    assert script.commands >= MIN_COMMANDS
-    print(f"{script.commands} commands, {len(direct)} replies compared")
+    assert script.own_commands >= MIN_COMMANDS
+    print(f"RESP{proto}: {script.own_commands} commands of the session ({script.commands} with the RESP3 "
+          f"preludes), {len(direct)} replies compared")
+    check_protocol_was_used(direct, proto)
     # The direct run is sane (not a session of errors), and the cache was exercised.
     errors = sum(1 for r in direct if r.raw.startswith(b"-"))
     assert 40 <= errors <= len(direct) // 3, f"{errors} error replies of {len(direct)}"
@@ -841,6 +972,9 @@ def test_main_session_replies_are_byte_identical(respcache, redis_server, invali
 
 
 @pytest.mark.timeout(60)
-def test_pubsub_session_replies_are_byte_identical(respcache, redis_server):
-    script = build_pubsub_session()
-    compare(respcache, redis_server, script)
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_pubsub_session_replies_are_byte_identical(respcache, redis_server, proto):
+    script = for_protocol(build_pubsub_session(), proto)
+    direct, _, _ = compare(respcache, redis_server, script)
+    if proto == 3:
+        assert sum(1 for r in direct if r.raw.startswith(b">")) >= 15, "too few pushes in the RESP3 run"

@@ -209,10 +209,11 @@ void start_services(std::vector<std::unique_ptr<server::worker>>& workers, coher
                     std::optional<server::metrics_server>& metrics, server::listener& listener) {
     for (auto& w : workers) asio::post(w->io(), [wp = w.get()] { wp->start_backend(); });
     if (inval) asio::post(inval_io, [inval] { inval->start(); });
+    // Clients are accepted once the backend's facts (its version for HELLO, its database count) are
+    // known, or it could not be reached: connections made before then wait in the listen queue.
     asio::post(workers[0]->io(), [&loader, &metrics, &listener] {
-        loader.start();
+        loader.start([&listener] { listener.start(); });
         if (metrics) metrics->start();
-        listener.start();
     });
 }
 

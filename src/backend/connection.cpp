@@ -252,7 +252,8 @@ asio::awaitable<std::string> connection::connect_once() {
         co_return "connection closed";
     }
     if (!error.empty()) co_return error;
-    ++generation_;
+    // generation_ was moved when the last socket ended (end_socket): requests queued meanwhile saw the
+    // value this socket has, and they go out on it.
     connected_ = true;
     closing_notified_ = false;
     stop_delivery_ = false;

@@ -45,13 +45,13 @@ const table& table::local() {
     constexpr std::uint32_t alone = local_wait_before | local_wait_after;
     static const table t({
         {"auth", -2, local_no_auth, auth},
-        {"client", -2, 0, client},
+        {"client", -2, local_in_resp3_pubsub, client},
         {"discard", 1, in_multi, exec_or_discard},
         {"echo", 2, 0, echo},
         {"exec", 1, in_multi, exec_or_discard},
         {"get", 2, 0, read_through, &kStringRead},
         {"hello", -1, local_no_auth | alone, hello},
-        {"info", -1, 0, info},
+        {"info", -1, local_in_resp3_pubsub, info},
         {"monitor", 1, alone, monitor},
         {"multi", 1, in_multi | local_wait_before, multi},
         {"ping", -1, 0, ping},

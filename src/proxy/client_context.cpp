@@ -13,11 +13,25 @@ resp::reply_builder& client_core::reply() {
     return builder_;
 }
 
+void client_core::forward(command::args_view args) {
+    // In the tunnel, what a handler sends on goes on the tunnel's own link, in order.
+    if (state_.mode == mode::tunnel) {
+        const command::catalog* cat = env_.host.catalog();
+        return tunnel_.send(args, cat != nullptr ? cat->find(args) : nullptr);
+    }
+    fwd_.forward(args);
+}
+
+void client_core::forward_info(bool with_proxy) {
+    // A subscriber's INFO is asked on the shared link (the tunnel's link answers in stream mode).
+    fwd_.forward_info(with_proxy, state_.mode == mode::tunnel);
+}
+
 void client_core::forward_rewritten(command::args_view args) {
     state_.rewritten.clear();
     resp::write_command(state_.rewritten, args);
     state_.raw = state_.rewritten;
-    fwd_.forward(args);
+    forward(args);
 }
 
 void client_core::read_through(command::args_view args) {

@@ -212,11 +212,18 @@ client_core::step client_core::dispatch_row(const command::row& row, command::ar
 }
 
 client_core::step client_core::dispatch_in_tunnel(const command::row* row, command::args_view args) {
-    // QUIT and RESET run here (they end the tunnel); everything else goes to the dedicated link, whose
-    // Redis answers it in order, errors included.
+    // QUIT and RESET run here (they end the tunnel); a RESP3 subscriber's CLIENT and INFO too, once the
+    // replies to what it sent before have been relayed; everything else goes to the dedicated link,
+    // whose Redis answers it in order, errors included.
     if (row != nullptr && (row->flags & command::local_in_pubsub) && command::arity_ok(row->arity, args.size())) {
         row->fn(*this, args);
         return step::done;
+    }
+    if (row != nullptr && (row->flags & command::local_in_resp3_pubsub) && state_.proto == resp::protocol::resp3) {
+        if (!tunnel_.synced()) return step::not_yet;
+        const step st = dispatch_row(*row, args);
+        // Answered by Redis on another link (INFO): what the client sends next waits for that reply.
+        return in_flight() > 0 ? step::wait_after : st;
     }
     const command::catalog* cat = env_.host.catalog();
     tunnel_.send(args, cat != nullptr ? cat->find(args) : nullptr);

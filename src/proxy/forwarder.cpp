@@ -225,10 +225,14 @@ void forwarder::forward(command::args_view args, const command::command_info* in
 
 void forwarder::forward_queued() { send_as_sent(p_.queue.push_new(forwards_)); }
 
-void forwarder::forward_info(bool with_proxy) {
+void forwarder::forward_info(bool with_proxy, bool on_shared) {
     forward_request& r = p_.queue.push_new(forwards_);
     r.with_proxy_info = with_proxy;
-    send_as_sent(r);
+    if (!on_shared) return send_as_sent(r);
+    p_.env.stats.forwarded.add();
+    backend::link& l = shared_link();
+    l.select(p_.client.db);
+    send_on(l, r, p_.client.raw, 1, p_.env.settings.request_timeout());
 }
 
 void forwarder::forward_blocking(command::args_view args, const command::command_info* info) {

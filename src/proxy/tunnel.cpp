@@ -32,6 +32,7 @@ void tunnel::send(command::args_view args, const command::command_info* info) {
         effect_.add(e);
         effect_.apply(p_.env.cache);
     }
+    synced_ = false;
     fwd_.pinned_link().send(p_.client.raw, 0, nullptr);
 }
 
@@ -39,14 +40,29 @@ void tunnel::end(tunnel_end how) { start_ending(how); }
 
 void tunnel::start_ending(tunnel_end how) {
     ending_ = how;
+    send_marker();
+}
+
+void tunnel::send_marker() {
     marker_ = "respcache-marker:" + std::to_string(p_.client.id()) + ":" + std::to_string(++marker_seq_);
     std::string bytes;
     resp::write_command(bytes, {"PING", marker_});
+    synced_ = false;
     fwd_.pinned_link().send(bytes, 0, nullptr);
+}
+
+bool tunnel::synced() {
+    if (synced_) return true;
+    if (!syncing_) {
+        syncing_ = true;
+        send_marker();
+    }
+    return false;
 }
 
 void tunnel::abandon() noexcept {
     ending_.reset();
+    syncing_ = synced_ = false;
     monitor_ = false;
     effect_.clear();
     channels_ = shard_channels_ = 0;
@@ -95,7 +111,14 @@ bool tunnel::note_counts(std::string_view bytes) {
 }
 
 void tunnel::on_stream_reply(std::string_view bytes) {
-    if (ending_ && bytes.size() < marker_.size() + 64 && bytes.find(marker_) != std::string_view::npos) {
+    if ((ending_ || syncing_) && bytes.size() < marker_.size() + 64 && bytes.find(marker_) != std::string_view::npos) {
+        if (syncing_) {
+            syncing_ = false;
+            synced_ = true;
+            owner_.tunnel_output();
+            if (!monitor_ && channels_ == 0 && shard_channels_ == 0) start_ending(tunnel_end::left);
+            return;
+        }
         const tunnel_end how = *ending_;
         ending_.reset();
         finish(how);
@@ -108,7 +131,7 @@ void tunnel::on_stream_reply(std::string_view bytes) {
     if (p_.client.mode != mode::tunnel) return;  // cut off for its output
     // Once nothing is subscribed any more, check (with a marker) that nothing else is on its way, then
     // leave the tunnel and give the link back.
-    if (!monitor_ && channels_ == 0 && shard_channels_ == 0 && !ending_) start_ending(tunnel_end::left);
+    if (!monitor_ && channels_ == 0 && shard_channels_ == 0 && !ending_ && !syncing_) start_ending(tunnel_end::left);
 }
 
 void tunnel::on_stream_error(std::string_view reason) {

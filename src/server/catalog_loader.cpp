@@ -17,7 +17,18 @@ catalog_loader::catalog_loader(backend::asio::any_io_executor ex, backend::conne
 
 catalog_loader::~catalog_loader() { close(); }
 
-void catalog_loader::start() { conn_->start(); }
+void catalog_loader::start(std::function<void()> settled) {
+    settled_ = std::move(settled);
+    conn_->on_down([this](std::string_view) { settle(); });
+    conn_->start();
+}
+
+void catalog_loader::settle() {
+    if (!settled_) return;
+    auto f = std::move(settled_);
+    settled_ = nullptr;
+    f();
+}
 
 void catalog_loader::close() {
     if (conn_) conn_->close();
@@ -83,12 +94,16 @@ void catalog_loader::on_reply(std::size_t index, std::string_view bytes) {
             }
             log::info("backend ready", {{"version", next_.version}, {"databases", next_.databases}});
             services_.set_backend_facts(next_);
+            settle();
             break;
         default:
             break;
     }
 }
 
-void catalog_loader::on_error(std::string_view) { in_flight_ = false; }
+void catalog_loader::on_error(std::string_view) {
+    in_flight_ = false;
+    settle();
+}
 
 }  // namespace respcache::server

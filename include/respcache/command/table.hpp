@@ -20,6 +20,7 @@ enum local_flag : std::uint32_t {
     local_no_auth = 1u << 2,    // allowed before AUTH when a password is required
     local_wait_before = 1u << 3,  // runs only once every earlier reply is in
     local_wait_after = 1u << 4,   // holds back the next command until its own reply is in
+    local_in_resp3_pubsub = 1u << 5,  // a RESP3 subscriber's runs here too (CLIENT, INFO), after what it sent before
 };
 
 // How a read is served through the cache (proxy::read_through): a row with a read policy is a cached

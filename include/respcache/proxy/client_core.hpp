@@ -81,9 +81,9 @@ public:
     command::client_registry& clients() noexcept override { return env_.clients; }
     bool password_required() const noexcept override { return env_.settings.password_required.load(); }
     std::string proxy_info() const override { return env_.host.proxy_info(); }
-    void forward(command::args_view args) override { fwd_.forward(args); }
+    void forward(command::args_view args) override;
     void forward_rewritten(command::args_view args) override;
-    void forward_info(bool with_proxy) override { fwd_.forward_info(with_proxy); }
+    void forward_info(bool with_proxy) override;
     void read_through(command::args_view args) override;
     void select(std::uint32_t db) override { state_.set_db(db); }
     void select_via_backend(std::uint32_t db) override { fwd_.select_via_backend(db); }

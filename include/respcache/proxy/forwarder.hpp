@@ -56,8 +56,9 @@ public:
     // The client's command as it sent it; `info` is the backend's description (looked up when nullptr).
     // Its cache effect is applied now and again at its reply.
     void forward(command::args_view args, const command::command_info* info = nullptr);
-    // INFO, with the proxy's section appended to Redis's when `with_proxy`.
-    void forward_info(bool with_proxy);
+    // INFO, with the proxy's section appended to Redis's when `with_proxy`; on the shared link even when
+    // one is pinned (a subscriber's) with `on_shared`.
+    void forward_info(bool with_proxy, bool on_shared = false);
     // A command that may block, on a pinned link, for as long as Redis may keep it blocked.
     void forward_blocking(command::args_view args, const command::command_info* info);
     // SELECT judged by Redis (its database count is unknown), leaving the shared link where it was.

@@ -44,8 +44,12 @@ public:
     void send(command::args_view args, const command::command_info* info);
     // QUIT or RESET while in the tunnel: ends it once everything before has been relayed.
     void end(tunnel_end how);
-    // Whether an end is under way (the marker's PONG is awaited): the client's next commands wait.
-    bool ending() const noexcept { return ending_.has_value(); }
+    // Whether a marker's PONG is awaited (an end under way, or a sync): the client's next commands wait.
+    bool ending() const noexcept { return ending_.has_value() || syncing_; }
+    // Whether every reply to what the client sent through the tunnel has been relayed (a command
+    // answered by the proxy itself may go out now, in order). If not, a sync marker is sent and the
+    // client's next commands wait for it.
+    bool synced();
     // The client is gone: the tunnel's state is forgotten (the caller drops the link).
     void abandon() noexcept;
 
@@ -55,6 +59,7 @@ public:
 private:
     // Sends the marker PING whose PONG ends the tunnel `how`.
     void start_ending(tunnel_end how);
+    void send_marker();
     void finish(tunnel_end how);
     // True if `bytes` is a message or an (un)subscribe confirmation (a push), whose count it notes.
     bool note_counts(std::string_view bytes);
@@ -64,6 +69,8 @@ private:
     tunnel_owner& owner_;
     bool monitor_ = false;
     std::optional<tunnel_end> ending_;  // how the tunnel ends when the marker's PONG comes
+    bool syncing_ = false;              // a marker is out for synced()
+    bool synced_ = false;               // nothing was sent since the last marker came back
     std::string marker_;
     std::uint64_t marker_seq_ = 0;
     command::owned_effect effect_;  // writes sent since the last marker

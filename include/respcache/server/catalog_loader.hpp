@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "respcache/backend/connection.hpp"
@@ -15,7 +16,9 @@ public:
     catalog_loader(backend::asio::any_io_executor ex, backend::connection_options options, services& shared);
     ~catalog_loader() override;
 
-    void start();
+    // Starts; `settled` is called once, on the loader's executor, when the first attempt has an outcome:
+    // the backend's facts are known, or the backend could not be reached.
+    void start(std::function<void()> settled = {});
     void close();
     // Fetches everything again (after MODULE LOAD or UNLOAD changed the command table).
     void refresh();
@@ -24,8 +27,11 @@ public:
     void on_error(std::string_view reason) override;
 
 private:
+    void settle();
+
     services& services_;
     std::shared_ptr<backend::connection> conn_;
+    std::function<void()> settled_;
     bool in_flight_ = false;
     bool warned_no_tracking_ = false;
     backend_facts next_;

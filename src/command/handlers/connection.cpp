@@ -105,7 +105,7 @@ void hello(context& c, args_view args) {
     }
     if (!c.authenticated())
         return c.reply().error(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH "
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH "
             "<user> <pass> option can be used to authenticate the client and select the RESP protocol version at "
             "the same time");
     if (o.with_name) {
