@@ -122,6 +122,7 @@ TEST_CASE("connection: stream mode hands replies to the sink once the pending re
     CHECK(before.replies.size() == 1);
     CHECK(sink.stream == std::vector<std::string>{"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
                                                   "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nx\r\n"});
+    f.conn->set_stream_sink(nullptr);  // the sink goes before the connection does
 }
 
 TEST_CASE("connection: when the stream ends, what is pending fails after the replies that came, then it reconnects",
