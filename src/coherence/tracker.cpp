@@ -62,6 +62,7 @@ void tracker::link_closing(link_tracking& lt, const backend::link& link) {
     lt.epoch = 0;
     cache_.flush_all();
     state_.losses.fetch_add(1, std::memory_order_relaxed);
+    flushed();  // and so must every client that tracks what it read
 }
 
 read_gate::verdict read_gate::check(tracker& t) {

@@ -36,8 +36,10 @@ client_core::client_core(environment& env, std::shared_ptr<command::client_info>
       txn_(*this, parts(), fwd_),
       auth_(*this, parts(), fwd_, parser_),
       tunnel_(parts(), fwd_, *this),
-      tracking_(*this, parts(), fwd_, env.client_tracking) {
+      tracking_(*this, parts(), fwd_, env.client_tracking),
+      alive_(std::make_shared<client_core*>(this)) {
     fwd_.on_untracked_read = [this] { tracking_.untracked(); };
+    fwd_.hears_own_write = [this](const command::owned_effect& e) { return tracking_.hears_own_write(e); };
     state_.set_db(env.settings.start_db);
     state_.now = steady_ms();
     state_.batch_start = std::chrono::steady_clock::now();
@@ -248,6 +250,19 @@ void client_core::barrier_answered(bool ok) {
     wake_();
 }
 
+// A tracking client's write of a key it tracks has its reply: Redis has sent that key's invalidation
+// to the channel already, so a barrier sent now is answered once it has been handed to this client
+// (queued behind the reply, which has not been finished yet). Still in flight until then.
+void client_core::await_echo(pending& p) {
+    p.await_echo = false;
+    host& h = env_.host;
+    env_.coherence.state().await_barrier([weak = std::weak_ptr<client_core*>(alive_), &p, &h](bool) {
+        h.post([weak, &p] {
+            if (auto self = weak.lock()) (*self)->completed(p);
+        });
+    });
+}
+
 void client_core::release_pinned_if_done() {
     if (!fwd_.pinned() || in_flight() > 0 || state_.mode == mode::tunnel) return;
     if (!fwd_.pinned_broken() && (state_.mode == mode::transaction || txn_.watching())) return;
@@ -289,6 +304,7 @@ void client_core::finish() {
 }
 
 void client_core::completed(pending& p) {
+    if (p.await_echo && !p.errored) return await_echo(p);
     fwd_.answered(p);
     queue_.finished(p);
     check_output_limit();

@@ -63,6 +63,7 @@ void client_tracking::forget() {
     table_.disable(p_.client.id());
     mode_ = {};
     p_.client.tracking = false;
+    fwd_.drop_retained();
     if (broadcast_) p_.env.links.release_dedicated(std::move(broadcast_), false);
     broadcast_redirect_ = 0;
 }
@@ -150,6 +151,11 @@ void client_tracking::dispatched(command::args_view args, const command::command
         mode_.next = command::tracking_mode::caching::unset;
 }
 
+bool client_tracking::hears_own_write(const command::owned_effect& e) const {
+    if (!mode_.on || (mode_.redirect == 0 && p_.client.proto != resp::protocol::resp3)) return false;
+    return p_.env.coherence.live() && table_.hears_own_write(p_.client.id(), e);
+}
+
 void client_tracking::untracked() {
     command::tracking_message m;
     m.flush = true;
@@ -177,6 +183,7 @@ void client_tracking::deliver(const command::tracking_message& m) {
     }
     command::tracking_message hop = m;
     hop.redirected = true;
+    hop.tracker_proto = p_.client.proto;
     if (auto target = p_.env.clients.find(mode_.redirect)) return target->deliver(std::move(hop));
     mode_.broken_redirect = true;
     if (p_.client.proto != resp::protocol::resp3) return;
@@ -200,7 +207,7 @@ void client_tracking::push(const command::tracking_message& m, resp::protocol pr
         b.bulk("invalidate");
     }
     if (m.flush) {
-        b.null();
+        b.raw((m.redirected ? m.tracker_proto : proto) == resp::protocol::resp3 ? "_\r\n" : "$-1\r\n");
     } else {
         b.array(m.keys.size());
         for (const auto& k : m.keys) b.bulk(k);

@@ -107,7 +107,7 @@ private:
 
 forwarder::forwarder(core_parts parts) : p_(parts), forwards_(*this), blockings_(*this), probes_(*this) {}
 
-forwarder::~forwarder() = default;
+forwarder::~forwarder() { drop_retained(); }
 
 backend::link& forwarder::target() { return pinned_ ? *pinned_ : shared_link(); }
 
@@ -121,21 +121,42 @@ coherence::link_tracking& forwarder::shared_tracking() {
 
 void forwarder::pin() {
     if (pinned_) return;
-    pinned_ = p_.env.links.acquire_dedicated(p_.client.proto);
     pinned_broken_ = false;
     pinned_tracked_ = false;
     p_.env.stats.pinned.add();
+    if (retained_ && retained_->state() != backend::link_state::down && retained_->state() != backend::link_state::closed &&
+        retained_->in_flight() == 0 && retained_->protocol() == p_.client.proto) {
+        // The connection this tracking client had before: Redis still tracks what it read there.
+        pinned_ = std::move(retained_);
+        pinned_tracked_ = retained_epoch_ == p_.env.coherence.state().epoch.load(std::memory_order_acquire);
+        return;
+    }
+    drop_retained();
+    pinned_ = p_.env.links.acquire_dedicated(p_.client.proto);
 }
 
 void forwarder::release(bool clean) {
     if (!pinned_) return;
     auto l = std::move(pinned_);
     pinned_.reset();
-    // A connection with tracking on is never given to another client.
-    p_.env.links.release_dedicated(std::move(l), clean && !pinned_broken_ && !pinned_tracked_);
     p_.env.stats.pinned.sub();
-    pinned_broken_ = false;
+    const bool tracked = pinned_tracked_;
     pinned_tracked_ = false;
+    if (tracked && clean && !pinned_broken_ && p_.client.tracking) {
+        // Redis forgets what a connection tracked when it closes: a tracking client keeps its connection
+        // (never given to another client) for its next transaction, watch or blocking command.
+        retained_ = std::move(l);
+        pinned_broken_ = false;
+        return;
+    }
+    p_.env.links.release_dedicated(std::move(l), clean && !pinned_broken_ && !tracked);
+    pinned_broken_ = false;
+    // What the client read there will never be announced: it must drop it.
+    if (tracked && on_untracked_read) on_untracked_read();
+}
+
+void forwarder::drop_retained() {
+    if (retained_) p_.env.links.release_dedicated(std::move(retained_), false);
 }
 
 bool forwarder::pinned_tracking_prelude(std::string& out) {
@@ -143,6 +164,7 @@ bool forwarder::pinned_tracking_prelude(std::string& out) {
     const std::string rid = std::to_string(p_.env.coherence.state().redirect_id.load(std::memory_order_acquire));
     resp::write_command(out, {"CLIENT", "TRACKING", "on", "REDIRECT", rid});
     pinned_tracked_ = true;
+    retained_epoch_ = p_.env.coherence.state().epoch.load(std::memory_order_acquire);
     return true;
 }
 
@@ -198,6 +220,10 @@ void forwarder::carry_effect(command::owned_effect& into, command::args_view arg
     write_sent(into);
 }
 
+void forwarder::mark_own_write(pending& p, const command::owned_effect& e) {
+    if (p_.client.tracking && !e.empty() && hears_own_write && hears_own_write(e)) p.await_echo = true;
+}
+
 void forwarder::send_as_sent(pending& p) {
     p_.env.stats.forwarded.add();
     send(p, p_.client.raw, 1, p_.env.settings.request_timeout());
@@ -207,6 +233,7 @@ void forwarder::forward(command::args_view args, const command::command_info* in
     forward_request& r = p_.queue.push_new(forwards_);
     r.refresh_catalog = util::iequals(args[0], "module");
     carry_effect(r.effect, args, info != nullptr ? info : describe(args));
+    mark_own_write(r, r.effect);
     if (!p_.client.track_read || pinned_) return send_as_sent(r);
     // A read of a tracking client on the shared link: Redis tracks it (CLIENT CACHING yes) for the
     // proxy's channel, which tells the client of its keys' changes.
@@ -240,6 +267,7 @@ void forwarder::forward_blocking(command::args_view args, const command::command
     pin();
     blocking_request& r = p_.queue.push_new(blockings_);
     carry_effect(r.effect, args, info);
+    mark_own_write(r, r.effect);
     p_.client.mode = mode::blocked;
     p_.client.info->blocked = true;
     p_.client.info->blocked_backend_id = pinned_->backend_id();

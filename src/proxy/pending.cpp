@@ -13,6 +13,7 @@ void pending::clear() {
     replies = 1;
     errored = false;
     got_reply = false;
+    await_echo = false;
 }
 
 void pending::on_reply(std::size_t index, std::string_view bytes) {

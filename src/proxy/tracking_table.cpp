@@ -46,6 +46,25 @@ void tracking_table::wrote(std::uint64_t id, std::span<const std::string_view> k
     }
 }
 
+bool tracking_table::hears_own_write(std::uint64_t id, const command::owned_effect& e) const {
+    std::lock_guard guard(mu_);
+    auto t = trackers_.find(id);
+    if (t == trackers_.end() || t->second.noloop) return false;
+    if (e.all || !e.dbs.empty()) return true;  // a flush, or keys unknown
+    for (std::size_t i = 0; i < e.key_count(); ++i) {
+        const std::string_view k = e.key(i);
+        if (t->second.bcast) {
+            if (std::any_of(t->second.prefixes.begin(), t->second.prefixes.end(),
+                            [&](const std::string& p) { return k.starts_with(p); }))
+                return true;
+            continue;
+        }
+        auto it = keys_.find(k);
+        if (it != keys_.end() && std::find(it->second.begin(), it->second.end(), id) != it->second.end()) return true;
+    }
+    return false;
+}
+
 void tracking_table::broadcast(std::string_view key, batches& out) {
     for (auto& [id, t] : trackers_) {
         if (!t.bcast) continue;

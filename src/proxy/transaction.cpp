@@ -116,6 +116,7 @@ void transaction::exec() {
     if (!effect_.empty()) {
         s.effect.add(effect_);
         fwd_.write_sent(s.effect);
+        fwd_.mark_own_write(s, s.effect);
     }
     s.selects = std::move(selects_);
     forget();

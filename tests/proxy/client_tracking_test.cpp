@@ -23,6 +23,7 @@ struct tracking_fixture : core_fixture {
     tracking_fixture() : core_fixture(coherence::invalidation_mode::tracking) {
         coherence.state().live = true;
         coherence.state().redirect_id = 42;
+        coherence.observe([this](std::span<const std::string_view> keys, bool flush) { client_tracking.changed(keys, flush); });
         attach(*core);
     }
     std::vector<std::unique_ptr<proxy::client_core>> others;
@@ -198,6 +199,11 @@ TEST_CASE("tracking: REDIRECT to a RESP2 subscriber sends it messages on __redis
     // A flush is a nil message.
     f.client_tracking.changed({}, true);
     CHECK(f.out(target) == "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n");
+    // Redis writes that null in the tracking client's protocol.
+    f.hello3(*f.core);
+    f.out();
+    f.client_tracking.changed({}, true);
+    CHECK(f.out(target) == "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n_\r\n");
 }
 
 TEST_CASE("tracking: a redirect that is gone is reported to a RESP3 client", "[proxy][tracking]") {
@@ -230,7 +236,19 @@ TEST_CASE("tracking: a tracking client's dedicated link tracks before its first 
     CHECK(f.out() == "+QUEUED\r\n*1\r\n$1\r\nv\r\n");
     f.changed({"k"});  // read inside the transaction: remembered
     CHECK(f.out() == invalidate({"k"}));
-    CHECK(f.links.released_clean == std::vector<bool>{false});  // a tracking connection is not reused
+    // Redis forgets what a connection tracked when it closes: the client keeps it for its next transaction.
+    CHECK(f.links.released_clean.empty());
+    d.take_sent();
+    CHECK(f.send(cmd({"MULTI"})) == next::wait);
+    CHECK(f.links.dedicated.size() == 1);
+    CHECK(d.take_sent() == cmd({"MULTI"}));  // tracking is still on there: no second prelude
+    f.answer(d, "+OK\r\n");
+    f.send(cmd({"GET", "k"}) + cmd({"EXEC"}));
+    f.answer(d, "+QUEUED\r\n*1\r\n$1\r\nw\r\n");
+    f.out();
+    f.send(cmd({"CLIENT", "TRACKING", "off"}));
+    f.out();
+    CHECK(f.links.released_clean == std::vector<bool>{false});  // a tracking connection is never reused
 }
 
 TEST_CASE("tracking: argument errors are Redis's", "[proxy][tracking]") {
@@ -254,4 +272,71 @@ TEST_CASE("tracking: argument errors are Redis's", "[proxy][tracking]") {
         f.send(request);
         CHECK(f.out() == reply);
     }
+}
+
+TEST_CASE("tracking: the invalidation of a client's own write follows that write's reply at once", "[proxy][tracking]") {
+    tracking_fixture f;
+    std::vector<std::uint64_t> barriers;
+    f.coherence.state().send_barrier = [&](std::uint64_t seq) { barriers.push_back(seq); };
+    f.hello3(*f.core);
+    f.send(cmd({"CLIENT", "TRACKING", "on"}));
+    f.out();
+    f.read_key("k", "old");
+    f.out();
+    auto& link = f.links.shared_resp3;
+    // A write of a key it does not track: answered as it comes, no barrier.
+    f.send(cmd({"SET", "other", "x"}));
+    link.take_sent();
+    CHECK(f.answer(link, "+OK\r\n") == next::read);
+    CHECK(f.out() == "+OK\r\n");
+    CHECK(barriers.empty());
+    // A write of k: its reply is held until the channel has passed a barrier sent after it.
+    CHECK(f.send(cmd({"SET", "k", "new"})) == next::wait);
+    link.take_sent();
+    CHECK(f.answer(link, "+OK\r\n") == next::wait);
+    REQUIRE(barriers == std::vector<std::uint64_t>{1});
+    CHECK(f.core->in_flight() == 1);
+    f.changed({"k"});  // the channel brings k's invalidation before the barrier's PONG
+    CHECK(f.out().empty());
+    f.coherence.state().barrier_answered(1);
+    f.host.run_posted();
+    CHECK(f.core->advance() == next::read);
+    CHECK(f.out() == "+OK\r\n" + invalidate({"k"}));  // as Redis writes them: the reply, then the push
+}
+
+TEST_CASE("tracking: NOLOOP, and a RESP2 client without a redirect, do not wait for their own writes",
+          "[proxy][tracking]") {
+    for (const bool resp3 : {true, false}) {
+        CAPTURE(resp3);
+        tracking_fixture f;
+        std::vector<std::uint64_t> barriers;
+        f.coherence.state().send_barrier = [&](std::uint64_t seq) { barriers.push_back(seq); };
+        if (resp3) f.hello3(*f.core);
+        if (resp3)
+            f.send(cmd({"CLIENT", "TRACKING", "on", "NOLOOP"}));
+        else
+            f.send(cmd({"CLIENT", "TRACKING", "on"}));
+        f.out();
+        auto& link = resp3 ? f.links.shared_resp3 : f.links.shared_link;
+        f.send(cmd({"GET", "k"}));
+        f.answer_read(link, "$1\r\nv\r\n");
+        f.out();
+        f.send(cmd({"SET", "k", "new"}));
+        link.take_sent();
+        CHECK(f.answer(link, "+OK\r\n") == next::read);
+        CHECK(f.out() == "+OK\r\n");
+        CHECK(barriers.empty());
+    }
+}
+
+TEST_CASE("tracking: a shared link that tracked the client's reads closes: the client is flushed", "[proxy][tracking]") {
+    tracking_fixture f;
+    f.hello3(*f.core);
+    f.send(cmd({"CLIENT", "TRACKING", "on"}));
+    f.out();
+    f.read_key("k", "v");
+    f.out();
+    // Redis forgets what a connection tracked when it closes: k's next change would be heard by nobody.
+    for (auto& lt : f.tracking) f.coherence.link_closing(lt, f.links.shared_resp3);
+    CHECK(f.out() == ">2\r\n$10\r\ninvalidate\r\n_\r\n");
 }

@@ -26,7 +26,8 @@
 //  4. No silent window. When the channel is lost (its connection closes, or a PING goes unanswered past
 //     the timeout) `live` goes false first, then the epoch moves, then the cache is flushed: nothing is
 //     served or inserted until the channel is subscribed again. When a shared link with tracking on
-//     closes, Redis forgets what it tracked for it, so the cache is flushed before the socket goes.
+//     closes, Redis forgets what it tracked for it, so the cache is flushed (and the clients that track
+//     keys themselves are sent a flush) before the socket goes.
 //  5. Caught up before a hit. Before a batch of requests is served from the cache, the io thread applies
 //     every invalidation that has reached the channel's socket (tracker::catch_up); with --consistency
 //     strict it first passes a read barrier (tracking_state::await_barrier).

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "respcache/resp/protocol.hpp"
+
 namespace respcache::command {
 
 // A client's CLIENT TRACKING state, as CLIENT TRACKINGINFO shows it.
@@ -27,6 +29,8 @@ struct tracking_message {
     bool flush = false;             // everything changed (FLUSHALL, or the proxy lost track)
     std::uint64_t tracker = 0;      // the tracking client it is for
     bool redirected = false;        // on its way to the client `tracker` redirects to
+    // The tracker's protocol: Redis writes a flush's null in it, whatever the client it redirects to speaks.
+    resp::protocol tracker_proto = resp::protocol::resp2;
 };
 
 }  // namespace respcache::command

@@ -130,6 +130,7 @@ private:
     void protocol_error();
     void start_barrier();
     void barrier_answered(bool ok);
+    void await_echo(pending& p);
     void release_pinned_if_done();
 
     // completion_sink
@@ -155,6 +156,7 @@ private:
     proxy::tunnel tunnel_;
     client_tracking tracking_;
     std::shared_ptr<barrier_wait> barrier_;  // a read barrier being waited for
+    std::shared_ptr<client_core*> alive_;    // found through a weak_ptr by answers from other threads
     bool barrier_wanted_ = false;            // the cached read being dispatched asked for one
     bool stop_requested_ = false;            // the server is stopping (applied once the client is idle)
 };

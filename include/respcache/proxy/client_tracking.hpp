@@ -39,6 +39,9 @@ public:
     // and CLIENT CACHING is used up (unless this is a CLIENT command, or queued in MULTI).
     void dispatched(command::args_view args, const command::command_info* info, bool wanted);
 
+    // Whether this client is to hear of its own write `e` now (see pending::await_echo).
+    bool hears_own_write(const command::owned_effect& e) const;
+
     // An invalidation for this client, or redirected to it by another.
     void deliver(const command::tracking_message& m);
     // A read of this client was not tracked in Redis after all: it must drop what it has.

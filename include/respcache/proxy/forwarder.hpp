@@ -39,8 +39,13 @@ public:
     // For a tracking client whose pinned link does not track yet: appends CLIENT TRACKING on REDIRECT
     // <channel> to `out` (its reply is nobody's) and returns true.
     bool pinned_tracking_prelude(std::string& out);
+    // The tracking client stopped tracking: the connection it kept for its reads goes.
+    void drop_retained();
     // Told when a tracked read turns out not to have been tracked in Redis (refused, or the channel moved).
     std::function<void()> on_untracked_read;
+    // Asked of a tracking client's write: whether the client is to hear of it (then `p` awaits the echo).
+    std::function<bool(const command::owned_effect&)> hears_own_write;
+    void mark_own_write(pending& p, const command::owned_effect& e);
 
     // ---- Sending ----
     // Queues `p` (already in the reply queue) on target(), in the client's database.
@@ -96,6 +101,8 @@ private:
     std::shared_ptr<backend::link> pinned_;
     bool pinned_broken_ = false;
     bool pinned_tracked_ = false;  // CLIENT TRACKING was turned on on the pinned link
+    std::shared_ptr<backend::link> retained_;  // a tracking client's dedicated link, kept between uses
+    std::uint64_t retained_epoch_ = 0;         // the channel epoch its tracking redirects to
     std::size_t in_flight_ = 0;
     std::vector<const command::owned_effect*> writes_;  // effects of the writes not yet answered
     command::cache_effect effect_scratch_;

@@ -36,6 +36,9 @@ public:
     std::uint32_t replies = 1;
     bool errored = false;            // the link failed before every reply was in
     bool got_reply = false;          // the client's reply is in `data`
+    // A tracking client's write of a key it tracks: its reply waits until the channel has brought that
+    // key's invalidation, which follows the reply as it does from Redis.
+    bool await_echo = false;
 
     // Every reply is in, or the link failed: the kind's own work, before the reply moves on.
     virtual void complete() {}

@@ -11,6 +11,7 @@
 
 #include "respcache/command/catalog.hpp"
 #include "respcache/command/client_info.hpp"
+#include "respcache/command/effects.hpp"
 #include "respcache/command/tracking.hpp"
 
 namespace respcache::proxy {
@@ -36,6 +37,9 @@ public:
     void remember(std::uint64_t id, std::span<const std::string_view> keys);
     // Client `id` sent a write of `keys`: with NOLOOP it is not told of that change.
     void wrote(std::uint64_t id, std::span<const std::string_view> keys);
+    // Whether client `id` is to hear of its own write `e` (it tracks a key of it, without NOLOOP): then
+    // Redis would send that invalidation right behind the write's reply.
+    bool hears_own_write(std::uint64_t id, const command::owned_effect& e) const;
     // The channel: these keys changed, or (flush) everything did.
     void changed(std::span<const std::string_view> keys, bool flush);
     std::size_t tracking_clients() const;
