@@ -38,7 +38,9 @@ deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; \
 	fi
-	@if [ ! -d e2e/node/node_modules ] && [ -f e2e/node/package.json ]; then \
+	@# Installed again whenever the lock file changed since the last install (npm ci records it there).
+	@if [ -f e2e/node/package-lock.json ] && { [ ! -f e2e/node/node_modules/.package-lock.json ] || \
+	    [ e2e/node/package-lock.json -nt e2e/node/node_modules/.package-lock.json ]; }; then \
 	  (cd e2e/node && npm ci --no-audit --no-fund --loglevel=error); \
 	fi
 

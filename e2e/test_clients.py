@@ -10,6 +10,7 @@ A writes it through the proxy, and B's very next read returns the new value (no 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -542,6 +543,8 @@ def _run_node(proxy, redis_server, families):
         pytest.skip("node is not installed (make deps installs nodejs)")
     assert (NODE_DIR / "node_modules" / "ioredis").is_dir(), \
         f"ioredis is not installed in {NODE_DIR}: run `make deps` (npm ci there)"
+    version = json.loads((NODE_DIR / "node_modules" / "ioredis" / "package.json").read_text())["version"]
+    assert version.startswith("6."), f"node_modules/ioredis is {version}, expected the pinned 6.x"
     cp = run_tool([node, str(NODE_DIR / "client_test.js"), str(proxy.port), str(redis_server.port), *families],
                   timeout=scaled(60), cwd=str(NODE_DIR))
     out = cp.stdout.decode(errors="replace") + cp.stderr.decode(errors="replace")

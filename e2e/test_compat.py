@@ -28,8 +28,10 @@ Documented differences (each one excluded from the session or normalized precise
     figures describe different connections (respcache answers them for its own clients).
  3. CLIENT SETINFO: excluded; respcache answers +OK as Redis 7.2 does (client libraries send it at
     connect), this Redis 7.0 answers "ERR unknown subcommand 'SETINFO'". Tested in test_clients.py.
- 4. CLIENT TRACKING / CLIENT CACHING / CLIENT GETREDIR / CLIENT TRACKINGINFO: excluded; the proxy does the
-    caching for its clients and refuses client-side tracking through it (by design).
+ 4. CLIENT TRACKING / CLIENT CACHING / CLIENT GETREDIR / CLIENT TRACKINGINFO: excluded here; redirect ids
+    are client ids (difference 1), and an invalidation arrives whenever its key changes, not at a point
+    of the session. test_client_tracking.py compares them with Redis side by side, as transcripts with
+    both sides' ids and the moments of the changes aligned.
  5. INFO, MONITOR, CLIENT NO-TOUCH, commands whose replies carry time or randomness (TIME, OBJECT
     IDLETIME/FREQ, RANDOMKEY, SRANDMEMBER, XINFO CONSUMERS, XPENDING's extended form, PTTL of a volatile
     key, ...): excluded; they differ between any two runs (INFO also gains respcache's "proxy" section).
