@@ -372,7 +372,9 @@ class RedisServer:
         self._starts += 1
         log = open(self.workdir / f"redis-{port}-{self._starts}.log", "wb")
         args = [REDIS_SERVER, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
-                "--daemonize", "no", "--dir", str(self.workdir), *self.extra_args]
+                "--daemonize", "no", "--dir", str(self.workdir),
+                # DEBUG PROTOCOL <type> produces every RESP3 reply type (test_resp3.py).
+                "--enable-debug-command", "local", *self.extra_args]
         self.proc = subprocess.Popen(args, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         log.close()

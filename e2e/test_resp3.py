@@ -6,7 +6,9 @@
   CLIENT INFO/LIST say resp=3; INFO is a verbatim string as in Redis.
 - The cache in RESP3: hits are Redis's bytes (proved with Redis's commandstats: cmdstat_get does not
   move), one entry serves RESP2 and RESP3 clients alike, a missing key is `_` in RESP3 and `$-1` in RESP2.
-- MULTI/EXEC in RESP3: maps, sets, doubles and nulls inside EXEC are Redis's bytes.
+- MULTI/EXEC in RESP3: maps, sets, doubles and nulls inside EXEC are Redis's bytes; every RESP3 type
+  (DEBUG PROTOCOL: big numbers, booleans, attributes, verbatim strings), alone and inside EXEC, in both
+  protocols; a push Redis sends ahead of a reply (DEBUG PROTOCOL push) reaches the client first.
 - Pub/sub in RESP3: pushes and ordinary replies on one connection, in Redis's order when the timing is
   made deterministic (a publish only between commands, each reply awaited), and all of them, in order,
   under a concurrent publisher; PING while subscribed in both protocols; CLIENT REPLY OFF and SUBSCRIBE.
@@ -436,6 +438,43 @@ def test_multi_exec_replies_in_resp3_are_redis_bytes(proxy, redis_server):
         assert token in exec_reply, (token, exec_reply)
     assert proxied[21] == b"$5\r\nin tx\r\n" and proxied[-1] == b"$5\r\nin tx\r\n"
     assert proxied[-2].startswith(b"-EXECABORT"), proxied[-2]
+
+
+DEBUG_TYPES = ("string", "integer", "double", "bignum", "null", "array", "set", "map", "attrib", "verbatim",
+               "true", "false")
+
+
+@pytest.mark.parametrize("proto", [2, 3])
+def test_every_resp3_type_is_redis_bytes(proxy, redis_server, proto):
+    """DEBUG PROTOCOL <type> makes Redis answer with each of its reply types (big numbers, booleans,
+    attributes...): through respcache, alone and inside MULTI/EXEC, in each protocol, Redis's bytes."""
+    commands = [("DEBUG", "PROTOCOL", t) for t in DEBUG_TYPES]
+    commands += [("MULTI",), *commands, ("EXEC",)]
+    direct = exchange(redis_server.port, commands, proto=proto)
+    proxied = exchange(proxy.port, commands, proto=proto)
+    assert_same(direct, proxied, commands)
+    if proto == 3:
+        for token in (b"(1234567", b"#t\r\n", b"|1\r\n", b"=29\r\ntxt:", b"~3\r\n", b"%3\r\n", b",3.141"):
+            assert token in b"".join(proxied), (token, proxied)
+
+
+@pytest.mark.parametrize("proto", [2, 3])
+def test_a_push_ahead_of_a_reply_reaches_the_client(proxy, redis_server, proto):
+    """DEBUG PROTOCOL push: Redis sends a RESP3 client a push, then the reply (RESP2: an error)."""
+    def run(port):
+        with RawClient(port, timeout=READ_TIMEOUT) as c:
+            if proto == 3:
+                _hello3(c)
+            c.send_command("DEBUG", "PROTOCOL", "push")
+            frames = [c.read_raw_reply()]
+            if proto == 3:
+                frames.append(c.read_raw_reply())
+            c.send_command("PING")
+            frames.append(c.read_raw_reply())
+            return frames
+    direct = run(redis_server.port)
+    assert direct[0].startswith(b">2\r\n" if proto == 3 else b"-ERR"), direct
+    assert run(proxy.port) == direct
 
 
 def test_watch_abort_in_resp3_is_a_null(proxy, redis_server):

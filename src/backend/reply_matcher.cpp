@@ -6,6 +6,15 @@
 
 namespace respcache::backend {
 
+namespace {
+bool is_tracking_push(std::string_view bytes) {
+    const auto items = resp::elements(bytes);
+    if (!items || items->empty()) return false;
+    const auto kind = resp::string_value((*items)[0]);
+    return kind && (*kind == "invalidate" || *kind == "tracking-redir-broken");
+}
+}  // namespace
+
 std::string unavailable(std::string_view detail) { return "backend unavailable: " + std::string(detail); }
 
 void reply_matcher::expect(request* r, std::uint32_t replies, milliseconds timeout, clock::time_point now) {
@@ -20,10 +29,15 @@ void reply_matcher::expect_first(request* r, std::uint32_t replies, milliseconds
 }
 
 bool reply_matcher::deliver(std::string_view bytes) {
-    // A RESP3 push is never the reply to a request: it goes to the sink, or nowhere (a connection that
-    // tracks keys for a redirect hears "tracking-redir-broken" when the redirect goes away).
+    // A RESP3 push is never the reply to a request: it goes to the sink; or nowhere when it is about
+    // the link's tracking (a connection that tracks keys for a redirect hears "tracking-redir-broken"
+    // when the redirect goes away); or else to the request it came ahead of.
     if (resp::is_push(bytes)) {
-        if (sink_ != nullptr) sink_->on_stream_reply(bytes);
+        if (sink_ != nullptr) {
+            sink_->on_stream_reply(bytes);
+        } else if (!pending_.empty() && pending_.front().target != nullptr && !is_tracking_push(bytes)) {
+            pending_.front().target->on_push(bytes);
+        }
         return true;
     }
     // Requests sent before stream mode began (the log-in, a SELECT) keep their replies; everything

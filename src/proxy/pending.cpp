@@ -14,6 +14,7 @@ void pending::clear() {
     errored = false;
     got_reply = false;
     await_echo = false;
+    pushed_.clear();
 }
 
 void pending::on_reply(std::size_t index, std::string_view bytes) {
@@ -25,10 +26,20 @@ void pending::on_reply(std::size_t index, std::string_view bytes) {
     } else {
         trailing_reply(index, bytes);
     }
-    if (index + 1 == replies) {
-        complete();
-        sink_->completed(*this);
+    if (index + 1 == replies) finish();
+}
+
+void pending::on_push(std::string_view bytes) {
+    if (!sink_->discarding()) pushed_.append(bytes);
+}
+
+void pending::finish() {
+    complete();  // sees the reply alone (a fill caches it)
+    if (!pushed_.empty()) {
+        data.insert(0, pushed_);
+        pushed_.clear();
     }
+    sink_->completed(*this);
 }
 
 void pending::on_error(std::string_view reason) {
@@ -38,8 +49,7 @@ void pending::on_error(std::string_view reason) {
         data.clear();
         resp::reply_builder(&data).error("ERR " + std::string(reason));
     }
-    complete();
-    sink_->completed(*this);
+    finish();
 }
 
 }  // namespace respcache::proxy

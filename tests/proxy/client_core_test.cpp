@@ -371,3 +371,17 @@ TEST_CASE("core: with --requirepass nothing but AUTH, HELLO, QUIT and RESET runs
                      "-WRONGPASS invalid username-password pair or user is disabled.\r\n+OK\r\n+PONG\r\n");
     CHECK(f.links.shared_link.sent().empty());
 }
+
+TEST_CASE("core: a push Redis sends ahead of a reply reaches the client before it", "[proxy][core]") {
+    core_fixture f;
+    f.send(cmd({"HELLO", "3"}));
+    f.out();
+    auto& link = f.links.shared_resp3;
+    CHECK(f.send(cmd({"DEBUG", "PROTOCOL", "push"})) == next::wait);
+    link.take_sent();
+    const std::string push = ">2\r\n$16\r\nserver-cpu-usage\r\n:42\r\n";
+    const std::string reply = "$40\r\nSome real reply following the push reply\r\n";
+    // The link's own tracking pushes are nobody's; this one is the command's.
+    CHECK(f.answer(link, ">2\r\n$21\r\ntracking-redir-broken\r\n:9\r\n" + push + reply) == next::read);
+    CHECK(f.out() == push + reply);
+}

@@ -19,6 +19,10 @@ public:
     // The link failed before the remaining replies arrived. `reason` is one line, such as
     // "backend unavailable: Connection refused".
     virtual void on_error(std::string_view reason) = 0;
+    // A RESP3 push that came while this request was the first waiting, before its replies, and is not
+    // about the link's own tracking (DEBUG PROTOCOL push, say): Redis sent it to whoever sent the
+    // command, so it goes to the client too.
+    virtual void on_push(std::string_view /*bytes*/) {}
 };
 
 // Receives every reply of a link in stream mode, where replies are not matched to requests

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "respcache/backend/link.hpp"
@@ -30,6 +31,7 @@ public:
 
     void on_reply(std::size_t index, std::string_view bytes) final;
     void on_error(std::string_view reason) final;
+    void on_push(std::string_view bytes) final;
 
     backend::link* link = nullptr;   // where it was sent
     std::uint32_t client_index = 0;  // which reply is the client's (earlier ones are preludes)
@@ -52,7 +54,10 @@ protected:
     virtual void failed() {}
 
 private:
+    void finish();
+
     completion_sink* sink_;
+    std::string pushed_;  // pushes Redis sent ahead of the reply: the client gets them first
 };
 
 }  // namespace respcache::proxy
