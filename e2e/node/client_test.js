@@ -10,6 +10,7 @@
 
 "use strict";
 
+const { Mismatch, show, eq, check, sleep, boundTime } = require("./checks");
 const Redis = require("ioredis");
 
 const HOST = "127.0.0.1";
@@ -20,11 +21,7 @@ if (!proxyPort || !redisPort) {
   process.exit(64);
 }
 
-const OVERALL_MS = Number(process.env.E2E_NODE_TIMEOUT_MS || 45000);
-setTimeout(() => {
-  console.error(`FAIL: not finished after ${OVERALL_MS} ms (a reply never came?)`);
-  process.exit(2);
-}, OVERALL_MS).unref();
+boundTime();
 
 const clients = [];
 function connect(port, options = {}) {
@@ -42,23 +39,6 @@ function connect(port, options = {}) {
   return c;
 }
 
-class Mismatch extends Error {}
-
-function show(v) {
-  return JSON.stringify(v, (k, x) => (Buffer.isBuffer(x) ? `<buffer ${x.toString()}>` : x));
-}
-
-function eq(what, actual, expected) {
-  if (show(actual) !== show(expected)) {
-    throw new Mismatch(`${what}: expected ${show(expected)}, got ${show(actual)}`);
-  }
-}
-
-function check(what, condition, detail = "") {
-  if (!condition) throw new Mismatch(`${what}${detail ? ": " + detail : ""}`);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Resolves with the next `n` events `name` of `emitter`, rejects after `ms`.
 function nextEvents(emitter, name, n, ms = 5000) {

@@ -6,7 +6,7 @@
 // Families: basics pipelines multi pubsub csc cscwatch (default: all, in that order).
 //
 // csc (client-side caching, the `clientSideCache` option) is driven together with the Python test that
-// runs this script (e2e/test_client_tracking.py), which checks Redis's own counters and writes to Redis
+// runs this script (e2e/test_node_redis.py), which checks Redis's own counters and writes to Redis
 // directly. At each step this script prints one line `SYNC <step> <json>` and waits for one line on stdin:
 // `go` to continue, anything else to fail the family with that text (cscwatch likewise). With
 // E2E_NO_DRIVER=1 both are skipped (they need what only the driver does).
@@ -17,6 +17,7 @@
 
 "use strict";
 
+const { Mismatch, show, eq, check, sleep, boundTime } = require("./checks");
 const { createClient, BasicClientSideCache, MultiErrorReply, WatchError } = require("redis");
 const readline = require("readline");
 
@@ -28,13 +29,9 @@ if (!proxyPort) {
   process.exit(64);
 }
 
-const OVERALL_MS = Number(process.env.E2E_NODE_TIMEOUT_MS || 45000);
 // How long a direct write may take to reach the client's own cache through respcache (a bound).
 const SOON_MS = Number(process.env.E2E_SOON_MS || 2000);
-setTimeout(() => {
-  console.error(`FAIL: not finished after ${OVERALL_MS} ms (a reply never came?)`);
-  process.exit(2);
-}, OVERALL_MS).unref();
+boundTime();
 
 const clients = [];
 async function connect(options = {}) {
@@ -48,23 +45,6 @@ async function connect(options = {}) {
   return c;
 }
 
-class Mismatch extends Error {}
-
-function show(v) {
-  return JSON.stringify(v, (k, x) => (Buffer.isBuffer(x) ? `<buffer ${x.toString()}>` : x));
-}
-
-function eq(what, actual, expected) {
-  if (show(actual) !== show(expected)) {
-    throw new Mismatch(`${what}: expected ${show(expected)}, got ${show(actual)}`);
-  }
-}
-
-function check(what, condition, detail = "") {
-  if (!condition) throw new Mismatch(`${what}${detail ? ": " + detail : ""}`);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function withTimeout(promise, ms, what) {
   let timer;
