@@ -39,9 +39,22 @@ def test_second_get_is_a_hit(respcache, redis_server, invalidation):
     assert redis_server.get_calls() - before == 1
 
 
-@pytest.mark.parametrize("invalidation", ["tracking", "ttl"])
-def test_nil_is_not_cached(respcache, redis_server, invalidation):
-    rc = respcache.start(["--invalidation", invalidation], backend=redis_server)
+def test_missing_key_is_cached_and_its_creation_invalidates(respcache, redis_server):
+    rc = respcache.start([], backend=redis_server)
+    before = redis_server.get_calls()
+    c = rc.client()
+    assert c.get("missing") is None
+    assert c.get("missing") is None
+    assert redis_server.get_calls() - before == 1  # negative caching: the second null came from the cache
+    # Redis tracks the missing key: its creation, directly in Redis, drops the null entry.
+    redis_server.client().set("missing", "now here")
+    wait_until(lambda: c.get("missing") == b"now here", scaled(5), "the creation to be seen")
+    assert c.get("missing") == b"now here"
+
+
+@pytest.mark.parametrize("args", [["--invalidation", "ttl"], ["--negative-caching", "no"]])
+def test_missing_key_is_not_cached_without_tracking_or_when_turned_off(respcache, redis_server, args):
+    rc = respcache.start(args, backend=redis_server)
     before = redis_server.get_calls()
     c = rc.client()
     assert c.get("missing") is None

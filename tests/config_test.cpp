@@ -293,6 +293,14 @@ TEST_CASE("config: a bad value names the option and the accepted form, from ever
         {"max-clients", "1000001", "1 to 1000000"},
         {"log-level", "verbose", "trace, debug, info, warn, error, critical, off"},
         {"log-format", "xml", "text or json"},
+        {"cache-commands", "get,,hget", "get,hget"},
+        {"cache-commands", "-hget", "default,-hgetall"},
+        {"negative-caching", "maybe", "auto, yes or no"},
+        {"refresh-ahead", "0.3", "from 0.5 to 0.99"},
+        {"refresh-ahead", "1", "from 0.5 to 0.99"},
+        {"refresh-ahead", "soon", "from 0.5 to 0.99"},
+        {"warm-keys", "0", "1 to 10000000"},
+        {"warm-interval", "500ms", "at least 1s"},
     };
     temp_dir dir;
     for (const auto& r : rows) {
@@ -520,6 +528,30 @@ TEST_CASE("config: a directory given as --config is refused", "[config]") {
     temp_dir dir;
     const std::string path = dir.path().string();
     require_usage_error(load_config({"--config", path}, {}), {"--config", path});
+}
+
+TEST_CASE("config: the options of what is cached and how it is kept warm", "[config]") {
+    const config d = run_ok({}).cfg;
+    CHECK(d.cache_commands == respcache::command::cache_commands{});
+    CHECK(d.caches_missing_keys());
+    CHECK(d.refresh_ahead == 0);
+    CHECK(d.warm_file.empty());
+    CHECK(d.warm_keys == 10000);
+    CHECK(d.warm_interval == milliseconds(300'000));
+    // auto: missing keys are cached only where Redis announces their creation.
+    CHECK_FALSE(run_ok({"--invalidation", "ttl"}).cfg.caches_missing_keys());
+    CHECK(run_ok({"--invalidation", "ttl", "--negative-caching", "yes"}).cfg.caches_missing_keys());
+    CHECK_FALSE(run_ok({"--negative-caching", "no"}).cfg.caches_missing_keys());
+    const config c = run_ok({"--cache-commands", "default,-hgetall", "--refresh-ahead", "0.8", "--warm-file",
+                             "/tmp/w", "--warm-keys", "50", "--warm-interval", "1m"})
+                         .cfg;
+    CHECK(c.cache_commands.defaults);
+    CHECK(c.cache_commands.removed == std::vector<std::string>{"hgetall"});
+    CHECK(c.refresh_ahead == 0.8);
+    CHECK(c.warm_file == "/tmp/w");
+    CHECK(c.warm_keys == 50);
+    CHECK(c.warm_interval == milliseconds(60'000));
+    CHECK(run_ok({"--refresh-ahead", "0"}).cfg.refresh_ahead == 0);
 }
 
 TEST_CASE("config: --consistency strict needs client tracking", "[config]") {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <new>
@@ -15,13 +16,13 @@ using namespace detail;
 
 std::uint64_t hash_name(std::string_view name) noexcept { return std::hash<std::string_view>{}(name); }
 
-std::size_t entry_charge(std::size_t name_len, std::size_t reply_len) noexcept {
+std::size_t entry_charge(std::size_t name_len, std::size_t reply_len, std::size_t variant_len) noexcept {
     const std::size_t body = reply_len > kCopyUnderLock ? sizeof(large_reply*) + sizeof(large_reply) + reply_len : reply_len;
-    return lru_cache::entry::header + name_len + body;
+    return lru_cache::entry::header + name_len + variant_len + body;
 }
 
-bool lru_cache::cacheable_key(std::uint32_t db, std::string_view name) noexcept {
-    return db <= UINT16_MAX && name.size() <= UINT16_MAX;
+bool lru_cache::cacheable_key(const key& k) noexcept {
+    return k.db <= UINT8_MAX && k.name.size() <= UINT16_MAX && k.variant.size() <= UINT16_MAX;
 }
 
 lru_cache::lru_cache(limits lim, std::size_t shards, const clock& clk) : clock_(clk) {
@@ -69,14 +70,15 @@ void lru_cache::apply_limits(const limits& lim) {
             s.max_memory_ = lim.max_memory == 0 ? 0 : std::max<std::size_t>(1, lim.max_memory / n + (i < lim.max_memory % n ? 1 : 0));
             if (lim.ttl < s.ttl_) s.shorten_lives(clock_.now() + lim.ttl);
             s.ttl_ = lim.ttl;
+            s.refresh_window_ = lim.refresh_ahead > 0 ? std::llround(static_cast<double>(lim.ttl) * (1.0 - lim.refresh_ahead)) : 0;
             s.evict_to_limits(dead);
         }
         dead.release<entry>();
     }
 }
 
-bool lru_cache::lookup(const key& k, millis now, std::string& out) {
-    if (!cacheable_key(k.db, k.name)) return false;
+bool lru_cache::lookup(const key& k, millis now, std::string& out, bool* refresh) {
+    if (!cacheable_key(k)) return false;
     shard& s = shard_for(k.hash);
     // Room for a small reply before the lock is taken, so that nothing is allocated under it.
     if (out.capacity() - out.size() < kCopyUnderLock) out.reserve(out.size() + kCopyUnderLock);
@@ -84,7 +86,7 @@ bool lru_cache::lookup(const key& k, millis now, std::string& out) {
     graveyard dead;
     {
         std::lock_guard guard(s.mu_);
-        entry** link = s.find_link(k.db, k.name, k.hash);
+        entry** link = s.find_link(k);
         entry* e = *link;
         if (e == nullptr) return false;
         if (e->expired(now)) {
@@ -93,6 +95,10 @@ bool lru_cache::lookup(const key& k, millis now, std::string& out) {
         } else {
             s.lru_unlink(e);
             s.lru_push_front(e);
+            if (refresh != nullptr && s.due_for_refresh(e, now)) {
+                e->flags |= entry::refreshing;
+                *refresh = true;
+            }
             if (!e->large()) {
                 out.append(e->reply());
                 return true;
@@ -111,10 +117,10 @@ bool lru_cache::lookup(const key& k, millis now, std::string& out) {
 }
 
 bool lru_cache::contains(const key& k, millis now) const {
-    if (!cacheable_key(k.db, k.name)) return false;
+    if (!cacheable_key(k)) return false;
     shard& s = shard_for(k.hash);
     std::lock_guard guard(s.mu_);
-    entry* e = *s.find_link(k.db, k.name, k.hash);
+    entry* e = *s.find_link(k);
     return e != nullptr && !e->expired(now);
 }
 
@@ -125,9 +131,9 @@ fill_token lru_cache::begin_fill(const key& k) {
 }
 
 bool lru_cache::fill(const key& k, fill_token token, std::string_view reply, millis now, millis key_expires_at) {
-    if (!cacheable_key(k.db, k.name) || reply.size() > UINT32_MAX) return false;
+    if (!cacheable_key(k) || reply.size() > UINT32_MAX) return false;
     shard& s = shard_for(k.hash);
-    const std::size_t charge = entry_charge(k.name.size(), reply.size());
+    const std::size_t charge = entry_charge(k.name.size(), reply.size(), k.variant.size());
     entry* fresh = entry::create(k, reply);  // allocated before the lock is taken
     graveyard dead;
     bool inserted = false;
@@ -137,9 +143,10 @@ bool lru_cache::fill(const key& k, fill_token token, std::string_view reply, mil
         if (token.generation != s.generations_[generation_slot(k.hash)] || token.epoch != s.epoch_) {
             ++s.stats_.fills_dropped;
         } else if (s.capacity_ != 0 && (s.max_memory_ == 0 || charge <= s.max_memory_) && expires_at > now) {
-            entry** link = s.find_link(k.db, k.name, k.hash);
+            entry** link = s.find_link(k);
             if (*link != nullptr) s.remove(link, dead);
             fresh->expires_at = entry::stamp(expires_at);
+            if (key_expires_at < now + s.ttl_) fresh->flags |= entry::key_bound;
             entry*& bucket = s.buckets_[k.hash & (s.buckets_.size() - 1)];
             fresh->chain = bucket;
             bucket = fresh;

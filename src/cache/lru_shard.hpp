@@ -52,34 +52,49 @@ struct large_reply {
     }
 };
 
-// One cached entry: 44 bytes of bookkeeping, then the name and the encoded reply in the same allocation
-// (or, for a reply above kCopyUnderLock, a pointer to its large_reply). Kept this small because it is
-// paid per key: 1M entries of 16-byte keys and 100-byte values cost less than Redis's own per-key
-// overhead (see README "Benchmarks").
+// One cached entry: 44 bytes of bookkeeping, then the name, the variant and the encoded reply in the
+// same allocation (or, for a reply above kCopyUnderLock, a pointer to its large_reply). Kept this small
+// because it is paid per key: 1M GET entries of 16-byte keys and 100-byte values cost less than Redis's
+// own per-key overhead (see README "Benchmarks").
 struct lru_cache::entry {
+    static constexpr std::uint16_t kLarge = 0xFFFF;  // inline_len of an entry whose reply is out of line
+
     entry* prev;               // LRU list
     entry* next;
     entry* chain;              // bucket chain; also the graveyard link once removed
     std::uint32_t expires_at;  // a clock::now() value truncated to 32 bits: see expired()
     std::uint32_t hash;        // the low 32 bits of hash_name(name)
     std::uint32_t heap_slot;
-    std::uint32_t reply_len;
+    std::uint16_t inline_len;  // the reply's length, or kLarge
     std::uint16_t name_len;
-    std::uint16_t db;
+    std::uint16_t variant_len;
+    std::uint8_t db;
+    std::uint8_t flags;        // refreshing | key_bound
 
-    static constexpr std::size_t header = 3 * sizeof(entry*) + 4 * sizeof(std::uint32_t) + 2 * sizeof(std::uint16_t);
+    static constexpr std::uint8_t refreshing = 1;  // a refresh-ahead read of it is under way
+    static constexpr std::uint8_t key_bound = 2;   // it expires with its key in Redis: nothing to refresh
+
+    static constexpr std::size_t header =
+        3 * sizeof(entry*) + 3 * sizeof(std::uint32_t) + 3 * sizeof(std::uint16_t) + 2 * sizeof(std::uint8_t);
+    static_assert(header == 44, "an entry's bookkeeping is paid per key");
 
     char* bytes() noexcept { return reinterpret_cast<char*>(this) + header; }
-    bool large() const noexcept { return reply_len > kCopyUnderLock; }
+    bool large() const noexcept { return inline_len == kLarge; }
     std::string_view name() noexcept { return {bytes(), name_len}; }
+    std::string_view variant() noexcept { return {bytes() + name_len, variant_len}; }
+    char* body() noexcept { return bytes() + name_len + variant_len; }
     large_reply* block() noexcept {
         large_reply* r;
-        std::memcpy(&r, bytes() + name_len, sizeof r);
+        std::memcpy(&r, body(), sizeof r);
         return r;
     }
     // The inline reply (large() == false only).
-    std::string_view reply() noexcept { return {bytes() + name_len, reply_len}; }
-    std::size_t charge() const noexcept { return entry_charge(name_len, reply_len); }
+    std::string_view reply() noexcept { return {body(), inline_len}; }
+    std::size_t reply_len() noexcept { return large() ? block()->len : inline_len; }
+    std::size_t charge() noexcept { return entry_charge(name_len, reply_len(), variant_len); }
+    bool matches(std::uint32_t db_, std::string_view name_, std::string_view variant_, std::uint64_t hash_) noexcept {
+        return hash == static_cast<std::uint32_t>(hash_) && db == db_ && name() == name_ && variant() == variant_;
+    }
 
     // Times are kept modulo 2^32 ms and compared as serial numbers, which is exact while every entry
     // expires within 2^31 ms (24.8 days) of now: --ttl is capped below that.
@@ -92,21 +107,24 @@ struct lru_cache::entry {
     static entry* create(const key& k, std::string_view reply) {
         const bool big = reply.size() > kCopyUnderLock;
         const std::size_t body = big ? sizeof(large_reply*) : reply.size();
-        void* mem = ::operator new(header + k.name.size() + body);
+        void* mem = ::operator new(header + k.name.size() + k.variant.size() + body);
         auto* e = static_cast<entry*>(mem);
         e->prev = e->next = e->chain = nullptr;
         e->expires_at = 0;
         e->hash = static_cast<std::uint32_t>(k.hash);
         e->heap_slot = 0;
-        e->reply_len = static_cast<std::uint32_t>(reply.size());
+        e->inline_len = big ? kLarge : static_cast<std::uint16_t>(reply.size());
         e->name_len = static_cast<std::uint16_t>(k.name.size());
-        e->db = static_cast<std::uint16_t>(k.db);
+        e->variant_len = static_cast<std::uint16_t>(k.variant.size());
+        e->db = static_cast<std::uint8_t>(k.db);
+        e->flags = 0;
         std::memcpy(e->bytes(), k.name.data(), k.name.size());
+        if (!k.variant.empty()) std::memcpy(e->bytes() + k.name.size(), k.variant.data(), k.variant.size());
         if (big) {
             large_reply* r = large_reply::create(reply);
-            std::memcpy(e->bytes() + k.name.size(), &r, sizeof r);
+            std::memcpy(e->body(), &r, sizeof r);
         } else {
-            std::memcpy(e->bytes() + k.name.size(), reply.data(), reply.size());
+            std::memcpy(e->body(), reply.data(), reply.size());
         }
         return e;
     }
@@ -167,18 +185,23 @@ public:
     std::size_t capacity_ = 0;
     std::size_t max_memory_ = 0;
     millis ttl_ = 0;
+    millis refresh_window_ = 0;  // a hit this close to its entry's end asks for a refresh (0: never)
     std::array<std::uint64_t, kGenerations> generations_{};
     std::uint64_t epoch_ = 0;
     counters stats_;
 
-    entry** find_link(std::uint32_t db, std::string_view name, std::uint64_t hash) noexcept {
-        entry** link = &buckets_[hash & (buckets_.size() - 1)];
+    entry** find_link(const key& k) noexcept {
+        entry** link = &buckets_[k.hash & (buckets_.size() - 1)];
         while (*link != nullptr) {
             entry* e = *link;
-            if (e->hash == static_cast<std::uint32_t>(hash) && e->db == db && e->name() == name) return link;
+            if (e->matches(k.db, k.name, k.variant, k.hash)) return link;
             link = &e->chain;
         }
         return link;
+    }
+    bool due_for_refresh(const entry* e, millis now) const noexcept {
+        if (refresh_window_ == 0 || (e->flags & (entry::refreshing | entry::key_bound)) != 0) return false;
+        return static_cast<std::int32_t>(e->expires_at - entry::stamp(now)) < refresh_window_;
     }
     entry** link_of(entry* target) noexcept {
         entry** link = &buckets_[target->hash & (buckets_.size() - 1)];

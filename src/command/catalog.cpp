@@ -78,7 +78,10 @@ key_spec parse_key_spec(const redisReply* spec) {
     key_spec out;
     if (const redisReply* flags = map_get(spec, "flags"); flags != nullptr && flags->type == REDIS_REPLY_ARRAY)
         for (std::size_t i = 0; i < flags->elements; ++i)
-            if (text(flags->element[i]) == "incomplete") out.incomplete = true;
+            if (text(flags->element[i]) == "incomplete")
+                out.incomplete = true;
+            else if (text(flags->element[i]) == "RO")
+                out.read_only = true;
     const redisReply* begin = map_get(spec, "begin_search");
     const std::string_view begin_type = text(map_get(begin, "type"));
     const redisReply* begin_spec = map_get(begin, "spec");
@@ -119,6 +122,9 @@ std::optional<command_info> parse_entry(const redisReply* e) {
     info.first_key = as_int(e->element[3]);
     info.last_key = as_int(e->element[4]);
     info.key_step = as_int(e->element[5]);
+    if (e->elements > 7 && e->element[7]->type == REDIS_REPLY_ARRAY)
+        for (std::size_t i = 0; i < e->element[7]->elements; ++i)
+            if (text(e->element[7]->element[i]) == "nondeterministic_output") info.nondeterministic = true;
     if (e->elements > 8 && e->element[8]->type == REDIS_REPLY_ARRAY)
         for (std::size_t i = 0; i < e->element[8]->elements; ++i)
             info.key_specs.push_back(parse_key_spec(e->element[8]->element[i]));

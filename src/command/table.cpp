@@ -31,13 +31,14 @@ const row* table::find(std::string_view name) const noexcept {
 }
 
 namespace {
-// GET: a non-nil bulk string no longer than --max-value-size.
+// GET: a bulk string no longer than --max-value-size, or a null (a missing key: see negative caching).
 bool keeps_string(std::string_view reply, std::size_t max_value) {
+    if (resp::is_null(reply)) return true;
     if (!resp::is_bulk(reply)) return false;
     const auto value = resp::string_value(reply);
     return value && value->size() <= max_value;
 }
-constexpr read_policy kStringRead{1, keeps_string};
+constexpr read_policy kStringRead{1, read_policy::form::value, false, 1, keeps_string};
 }  // namespace
 
 const table& table::local() {

@@ -1,15 +1,12 @@
 #include "respcache/config/config.hpp"
 
-#include <arpa/inet.h>
+#include "options.hpp"
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
-#include <iterator>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -22,7 +19,9 @@ extern char** environ;
 namespace respcache {
 
 namespace po = boost::program_options;
-
+using options::option_row;
+using options::option_table;
+using options::read_secret_file;
 
 std::vector<std::string> fixed_options_changed(const config& a, const config& b) {
     std::vector<std::string> out;
@@ -41,6 +40,7 @@ std::vector<std::string> fixed_options_changed(const config& a, const config& b)
     check("metrics-port", a.metrics_port == b.metrics_port);
     check("log-format", a.log_fmt == b.log_fmt);
     check("client-query-buffer-limit", a.client_query_buffer_limit == b.client_query_buffer_limit);
+    check("warm-file", a.warm_file == b.warm_file);
     return out;
 }
 
@@ -51,249 +51,6 @@ std::vector<std::string> process_environment() {
 }
 
 namespace {
-
-// One option: its name, its help text with the accepted form, and how to apply a value to a config.
-// Returning false means "not of the accepted form".
-struct option_row {
-    const char* name;
-    const char* form;  // the accepted form, quoted in errors and in --help
-    const char* help;
-    std::function<bool(config&, const std::string&)> apply;
-};
-
-// The first line of a file, without its line ending; nullopt if the file cannot be read.
-std::optional<std::string> read_secret_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) return std::nullopt;
-    std::string line;
-    std::getline(in, line);
-    while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
-    return line;
-}
-
-bool is_ip_address(const std::string& s) {
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
-
-template <typename T>
-std::function<bool(config&, const std::string&)> integer_in(T config::*field, std::uint64_t lo, std::uint64_t hi) {
-    return [=](config& c, const std::string& v) {
-        std::uint64_t n = 0;
-        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-        if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi) return false;
-        c.*field = static_cast<T>(n);
-        return true;
-    };
-}
-
-std::function<bool(config&, const std::string&)> duration_at_least(milliseconds config::*field, milliseconds lo) {
-    return [=](config& c, const std::string& v) {
-        auto d = detail::parse_duration(v);
-        if (!d || *d < lo) return false;
-        c.*field = *d;
-        return true;
-    };
-}
-
-std::function<bool(config&, const std::string&)> size_at_least(std::size_t config::*field, std::size_t lo) {
-    return [=](config& c, const std::string& v) {
-        auto n = detail::parse_size(v);
-        if (!n || *n < lo) return false;
-        c.*field = *n;
-        return true;
-    };
-}
-
-// Where to listen and which Redis to serve.
-std::vector<option_row> listening_options() {
-    return {
-        {"bind", "an IP address such as 127.0.0.1 or ::1", "address to listen on (default 127.0.0.1)",
-         [](config& c, const std::string& v) {
-             if (!is_ip_address(v)) return false;
-             c.bind = v;
-             return true;
-         }},
-        {"port", "a port number from 0 to 65535", "port to listen on; 0 picks a free one (default 8001)",
-         integer_in(&config::port, 0, 65535)},
-        {"backend", "redis://[user:password@]host:port[/db]",
-         "the backing Redis (default redis://127.0.0.1:6379)",
-         [](config& c, const std::string& v) {
-             auto a = detail::parse_backend_url(v);
-             if (!a) return false;
-             c.backend = *a;
-             return true;
-         }},
-    };
-}
-
-// The cache: its size bounds, sharding and entry lifetimes.
-std::vector<option_row> cache_options() {
-    return {
-        {"capacity", "a whole number of keys, 0 disables the cache", "most keys cached (default 1024)",
-         integer_in(&config::capacity, 0, UINT32_MAX)},
-        {"max-memory", "a size such as 0, 1048576, 64mb or 1gb",
-         "most bytes cached, entries' bookkeeping included; 0 = no byte bound (default 0)",
-         size_at_least(&config::max_memory, 0)},
-        {"max-value-size", "a size of at least 1 byte, such as 4096, 512kb or 1mb",
-         "largest value cached; larger ones are served but not cached (default 1mb)",
-         size_at_least(&config::max_value_size, 1)},
-        {"cache-shards", "a whole number from 0 to 1024 (0 = automatic)",
-         "lock shards of the cache, rounded up to a power of two (default 0 = automatic)",
-         integer_in(&config::cache_shards, 0, 1024)},
-        {"ttl", "a duration from 1ms to 24 days, such as 300s, 1500ms or 5m",
-         "longest life of a cached entry (default 300s)",
-         [](config& c, const std::string& v) {
-             auto d = detail::parse_duration(v);
-             if (!d || *d < milliseconds(1) || *d > milliseconds(24LL * 24 * 3600 * 1000)) return false;
-             c.ttl = *d;
-             return true;
-         }},
-        {"reaper-interval", "a duration of at least 1ms, such as 100ms or 1s",
-         "how often expired entries are removed (default 100ms)",
-         duration_at_least(&config::reaper_interval, milliseconds(1))},
-    };
-}
-
-// How the cache learns of writes, and what a hit may miss.
-std::vector<option_row> coherence_options() {
-    return {
-        {"invalidation", "tracking or ttl",
-         "tracking: Redis client tracking invalidates entries written by anyone; ttl: entries live until "
-         "their TTL unless written through this proxy (default tracking)",
-         [](config& c, const std::string& v) {
-             if (v == "tracking")
-                 c.invalidation = invalidation_mode::tracking;
-             else if (v == "ttl")
-                 c.invalidation = invalidation_mode::ttl;
-             else
-                 return false;
-             return true;
-         }},
-        {"consistency", "bounded or strict",
-         "bounded: a hit may miss a direct write acknowledged under a millisecond earlier; strict: every batch of "
-         "hits first waits for a PING round trip on the invalidation channel, so none can (default bounded)",
-         [](config& c, const std::string& v) {
-             if (v == "bounded")
-                 c.consistency = consistency_mode::bounded;
-             else if (v == "strict")
-                 c.consistency = consistency_mode::strict;
-             else
-                 return false;
-             return true;
-         }},
-    };
-}
-
-// io threads and backend connections, and how long to wait for the backend and at shutdown.
-std::vector<option_row> io_options() {
-    return {
-        {"threads", "a whole number from 1 to 256", "io threads (default: the number of cores)",
-         integer_in(&config::threads, 1, 256)},
-        {"backend-connections", "a whole number from 1 to 64",
-         "shared pipelined backend connections per io thread (default 1)",
-         integer_in(&config::backend_connections, 1, 64)},
-        {"connect-timeout", "a duration of at least 1ms, such as 1s or 500ms",
-         "longest wait for a backend connection (default 1s)",
-         duration_at_least(&config::connect_timeout, milliseconds(1))},
-        {"request-timeout", "a duration of at least 1ms, such as 3s or 500ms",
-         "longest wait for a backend reply (default 3s)",
-         duration_at_least(&config::request_timeout, milliseconds(1))},
-        {"shutdown-timeout", "a duration such as 5s or 0",
-         "on SIGINT/SIGTERM, longest wait for in-flight requests (default 5s)",
-         duration_at_least(&config::shutdown_timeout, milliseconds(0))},
-    };
-}
-
-// Limits on clients.
-std::vector<option_row> client_limit_options() {
-    return {
-        {"max-clients", "a whole number from 1 to 1000000", "most connected clients (default 10000)",
-         integer_in(&config::max_clients, 1, 1'000'000)},
-        {"timeout", "a duration such as 0, 300s or 5m",
-         "close a client idle this long (not subscribers or blocked clients); 0 = never (default 0)",
-         duration_at_least(&config::idle_timeout, milliseconds(0))},
-        {"client-output-buffer-limit", "a size such as 0, 64mb or 1gb",
-         "a client whose replies waiting to be written pass this is closed; 0 = no limit, as Redis for normal "
-         "clients (default 0)",
-         size_at_least(&config::client_output_buffer_limit, 0)},
-        {"pubsub-output-buffer-limit", "a size such as 0, 32mb or 1gb",
-         "the same for subscribers and MONITOR, who are sent messages whether they read or not (default 32mb)",
-         size_at_least(&config::pubsub_output_buffer_limit, 0)},
-        {"client-query-buffer-limit", "a size of at least 1kb, such as 1gb or 64mb",
-         "bytes of one unfinished command a client may send (default 1gb)",
-         size_at_least(&config::client_query_buffer_limit, 1024)},
-    };
-}
-
-// Passwords, for clients and for the backend.
-std::vector<option_row> password_options() {
-    return {
-        {"requirepass", "a password of 1 to 512 bytes", "clients must AUTH with this password (default: none)",
-         [](config& c, const std::string& v) {
-             if (v.empty() || v.size() > 512) return false;
-             c.requirepass = v;
-             return true;
-         }},
-        {"requirepass-file", "a readable file holding the password on its first line",
-         "like --requirepass, read from a file (kept out of ps and the environment)",
-         [](config& c, const std::string& v) {
-             auto secret = read_secret_file(v);
-             if (!secret || secret->empty() || secret->size() > 512) return false;
-             c.requirepass_file = v;
-             c.requirepass = *secret;
-             return true;
-         }},
-        {"backend-password-file", "a readable file holding the backend's password on its first line",
-         "the backend's password, instead of the one in --backend",
-         [](config& c, const std::string& v) {
-             auto secret = read_secret_file(v);
-             if (!secret || secret->empty()) return false;
-             c.backend_password_file = v;
-             return true;
-         }},
-    };
-}
-
-// Metrics and logging.
-std::vector<option_row> operations_options() {
-    return {
-        {"metrics-port", "a port number from 0 to 65535 (0 = off)",
-         "serve /metrics, /healthz and /readyz over HTTP on this port, at the --bind address (default 0 = off)",
-         integer_in(&config::metrics_port, 0, 65535)},
-        {"log-level", "one of trace, debug, info, warn, error, critical, off", "log level (default info)",
-         [](config& c, const std::string& v) {
-             static const char* levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
-             if (std::find(std::begin(levels), std::end(levels), v) == std::end(levels)) return false;
-             c.log_level = v;
-             return true;
-         }},
-        {"log-format", "text or json", "log line format (default text)",
-         [](config& c, const std::string& v) {
-             if (v == "text")
-                 c.log_fmt = log_format::text;
-             else if (v == "json")
-                 c.log_fmt = log_format::json;
-             else
-                 return false;
-             return true;
-         }},
-    };
-}
-
-// Every option, in the order of --help; load_config applies them, and reports their errors, in this order.
-const std::vector<option_row>& option_table() {
-    static const std::vector<option_row> rows = [] {
-        std::vector<option_row> all;
-        for (auto* group : {listening_options, cache_options, coherence_options, io_options, client_limit_options,
-                            password_options, operations_options}) {
-            std::vector<option_row> part = group();
-            std::move(part.begin(), part.end(), std::back_inserter(all));
-        }
-        return all;
-    }();
-    return rows;
-}
 
 po::options_description describe() {
     po::options_description desc("Options");

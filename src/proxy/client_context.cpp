@@ -35,8 +35,10 @@ void client_core::forward_rewritten(command::args_view args) {
 }
 
 void client_core::read_through(command::args_view args) {
-    if (current_row_ == nullptr || current_row_->read == nullptr) return fwd_.forward(args);
-    if (reader_.serve(args, *current_row_->read) == read_through::outcome::wait_barrier) barrier_wanted_ = true;
+    if (current_row_ == nullptr || current_row_->read == nullptr || !env_.host.cache_plan().caches_get())
+        return fwd_.forward(args);
+    if (reader_.serve(args, *current_row_->read, nullptr) == read_through::outcome::wait_barrier)
+        barrier_wanted_ = true;
 }
 
 bool client_core::log_in_locally(std::string_view user, std::string_view password) {

@@ -164,6 +164,10 @@ client_core::step client_core::dispatch(command::args_view args) {
         reply().error(command::unknown_command_error(args));
         return step::done;
     }
+    if (const command::read_policy* cached = env_.host.cache_plan().find(info)) {
+        const auto served = reader_.serve(args, *cached, info);
+        return served == read_through::outcome::wait_barrier ? step::barrier : step::done;
+    }
     if (command::may_block(args, info)) {
         if (in_flight() > 0) return step::not_yet;
         fwd_.forward_blocking(args, info);

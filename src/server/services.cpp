@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "respcache/util/log.hpp"
+
 namespace respcache::server {
 
 services::services(config cfg, cache::lru_cache& cache)
@@ -26,7 +28,24 @@ void services::apply_live(const config& cfg) {
         password_ = cfg.requirepass;
     }
     settings_.password_required = !cfg.requirepass.empty();
-    cache_.set_limits({cfg.capacity, cfg.max_memory, cfg.ttl.count()});
+    settings_.cache_missing_keys = cfg.caches_missing_keys();
+    cache_.set_limits({cfg.capacity, cfg.max_memory, cfg.ttl.count(), cfg.refresh_ahead});
+    std::lock_guard guard(mu_);
+    if (plan_ == nullptr || !(cache_commands_ == cfg.cache_commands)) {
+        cache_commands_ = cfg.cache_commands;
+        rebuild_plan();
+    }
+}
+
+void services::rebuild_plan() {
+    plan_ = command::cache_plan::build(catalog_, cache_commands_);
+    if (catalog_ != nullptr && !plan_->refused().empty()) {
+        std::string names;
+        for (const auto& n : plan_->refused()) names += (names.empty() ? "" : ",") + n;
+        log::warn("--cache-commands names commands that cannot be cached (unknown to the backend, or not of one key)",
+                  {{"commands", names}});
+    }
+    catalog_version_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 bool services::password_matches(std::string_view password) const {
@@ -64,16 +83,14 @@ bool services::ready(std::string& why) const {
 }
 
 void services::publish_catalog(std::shared_ptr<const command::catalog> c) {
-    {
-        std::lock_guard guard(mu_);
-        catalog_ = std::move(c);
-    }
-    catalog_version_.fetch_add(1, std::memory_order_acq_rel);
+    std::lock_guard guard(mu_);
+    catalog_ = std::move(c);
+    rebuild_plan();
 }
 
-std::shared_ptr<const command::catalog> services::catalog() const {
+std::shared_ptr<const command::cache_plan> services::plan() const {
     std::lock_guard guard(mu_);
-    return catalog_;
+    return plan_;
 }
 
 void services::set_backend_facts(backend_facts f) {

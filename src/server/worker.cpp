@@ -19,13 +19,22 @@ worker::worker(services& shared, std::size_t index, backend::connection_options 
 
 worker::~worker() = default;
 
-const command::catalog* worker::catalog() {
+void worker::refresh_plan() {
     const std::uint64_t v = shared_.catalog_version();
-    if (v != catalog_version_) {
-        catalog_ = shared_.catalog();
+    if (v != catalog_version_ || plan_ == nullptr) {
+        plan_ = shared_.plan();
         catalog_version_ = v;
     }
-    return catalog_.get();
+}
+
+const command::catalog* worker::catalog() {
+    refresh_plan();
+    return plan_->table();
+}
+
+const command::cache_plan& worker::cache_plan() {
+    refresh_plan();
+    return *plan_;
 }
 
 std::string worker::proxy_info() { return proxy_info_section(shared_); }

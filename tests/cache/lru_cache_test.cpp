@@ -727,3 +727,86 @@ TEST_CASE("lru_cache: concurrent lookups, fills, invalidations and expiry keep t
     CHECK(visible == q.entries);
     CHECK(charged == q.bytes);
 }
+
+TEST_CASE("lru_cache: variants of one name are entries of their own, invalidated together", "[cache]") {
+    manual_clock clk;
+    lru_cache c(lim(64), 1, clk);
+    const std::string hget_f("\x02hget\x01f", 7), hgetall("\x02hgetall", 8), hgetall3("\x03hgetall", 8);
+    auto put_variant = [&](std::uint32_t db, std::string_view name, std::string_view variant, std::string_view reply) {
+        const auto k = make_key(db, name, variant);
+        return c.fill(k, c.begin_fill(k), reply, kStart);
+    };
+    auto get_variant = [&](std::uint32_t db, std::string_view name, std::string_view variant) {
+        std::string out;
+        return c.lookup(make_key(db, name, variant), kStart, out) ? std::optional<std::string>(out) : std::nullopt;
+    };
+    const std::string all2 = "*2\r\n$1\r\nf\r\n$1\r\nv\r\n", all3 = "%1\r\n$1\r\nf\r\n$1\r\nv\r\n";
+    REQUIRE(put(c, 0, "h", bulk("get"), kStart));
+    REQUIRE(put_variant(0, "h", hget_f, bulk("v")));
+    REQUIRE(put_variant(0, "h", hgetall, all2));
+    REQUIRE(put_variant(0, "h", hgetall3, all3));
+    REQUIRE(put_variant(1, "h", hget_f, bulk("db1")));
+    REQUIRE(put_variant(0, "other", hget_f, bulk("o")));
+    CHECK(get(c, 0, "h", kStart) == bulk("get"));
+    CHECK(get_variant(0, "h", hget_f) == bulk("v"));
+    CHECK(get_variant(0, "h", hgetall) == all2);
+    CHECK(get_variant(0, "h", hgetall3) == all3);
+    CHECK(get_variant(0, "h", "\x02hget\x01g") == std::nullopt);  // another field
+    CHECK(c.stats().entries == 6);
+    CHECK(c.stats().bytes == entry_charge(1, bulk("get").size()) + entry_charge(1, bulk("v").size(), 7) +
+                                 entry_charge(1, all2.size(), 8) + entry_charge(1, all3.size(), 8) + entry_charge(1, bulk("db1").size(), 7) +
+                                 entry_charge(5, bulk("o").size(), 7));
+    // One invalidation of the name removes every variant in every database, and nothing else.
+    c.invalidate("h");
+    CHECK(c.stats().entries == 1);
+    CHECK(c.stats().invalidations == 5);
+    CHECK(get_variant(0, "other", hget_f) == bulk("o"));
+    // A fill of any variant begun before the invalidation is refused.
+    const auto k = make_key(0, "h", hgetall);
+    const auto token = c.begin_fill(k);
+    c.invalidate("h");
+    CHECK_FALSE(c.fill(k, token, "*0\r\n", kStart));
+}
+
+TEST_CASE("lru_cache: databases above 255 and variants over 64 KB are never cached", "[cache]") {
+    manual_clock clk;
+    lru_cache c(lim(64), 1, clk);
+    CHECK(put(c, 255, "k", bulk("v"), kStart));
+    CHECK_FALSE(put(c, 256, "k", bulk("v"), kStart));
+    CHECK_FALSE(has(c, 256, "k", kStart));
+    const std::string huge(65536, 'x');
+    const auto k = make_key(0, "k", huge);
+    CHECK_FALSE(c.fill(k, c.begin_fill(k), bulk("v"), kStart));
+    CHECK(c.stats().entries == 1);
+}
+
+TEST_CASE("lru_cache: refresh_ahead asks once for a refresh of a hit late in its entry's life", "[cache]") {
+    manual_clock clk;
+    limits l = lim(64, 0, 10'000);
+    l.refresh_ahead = 0.8;  // the last 2 s of a 10 s life
+    lru_cache c(l, 1, clk);
+    REQUIRE(put(c, 0, "k", bulk("v"), kStart));
+    REQUIRE(put(c, 0, "bound", bulk("v"), kStart, kStart + 9'000));  // expires with its key
+    std::string out;
+    bool refresh = false;
+    REQUIRE(c.lookup(make_key(0, "k"), kStart + 7'999, out, &refresh));
+    CHECK_FALSE(refresh);
+    REQUIRE(c.lookup(make_key(0, "k"), kStart + 8'001, out, &refresh));
+    CHECK(refresh);
+    refresh = false;
+    REQUIRE(c.lookup(make_key(0, "k"), kStart + 8'500, out, &refresh));
+    CHECK_FALSE(refresh);  // asked already
+    REQUIRE(c.lookup(make_key(0, "bound"), kStart + 8'500, out, &refresh));
+    CHECK_FALSE(refresh);  // a refresh would not outlive the key
+    // The refresh's fill replaces the entry, which may be refreshed again late in its new life.
+    REQUIRE(put(c, 0, "k", bulk("w"), kStart + 8'600));
+    REQUIRE(c.lookup(make_key(0, "k"), kStart + 16'700, out, &refresh));
+    CHECK(refresh);
+    // Off (0): never.
+    l.refresh_ahead = 0;
+    c.set_limits(l);
+    REQUIRE(put(c, 0, "k", bulk("v"), kStart + 20'000));
+    refresh = false;
+    REQUIRE(c.lookup(make_key(0, "k"), kStart + 29'999, out, &refresh));
+    CHECK_FALSE(refresh);
+}

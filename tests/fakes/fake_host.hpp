@@ -18,7 +18,11 @@ public:
     int catalog_refreshes = 0;
     std::vector<std::function<void()>> posted;
 
+    // --cache-commands of the test (default: the default).
+    std::shared_ptr<const command::cache_plan> plan = command::cache_plan::build(redis7_catalog(), {});
+
     const command::catalog* catalog() override { return redis7_catalog().get(); }
+    const command::cache_plan& cache_plan() override { return *plan; }
     command::backend_facts facts() const override { return backend; }
     bool password_matches(std::string_view p) const override { return !password.empty() && p == password; }
     std::string proxy_info() override { return "proxy_version:test\r\n"; }

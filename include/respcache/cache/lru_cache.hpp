@@ -18,14 +18,19 @@ namespace respcache::cache {
 // Redis client tracking sends) is a single bucket walk.
 std::uint64_t hash_name(std::string_view name) noexcept;
 
-// A key as the cache sees it: (database, name), with the name's hash computed once by the caller.
+// A cache key: (database, name, variant), with the name's hash computed once by the caller. The variant
+// tells apart the entries of one name: empty for GET's, the command and its other arguments (and the
+// protocol) for any other read (see command::cache_plan). Every variant of a name is invalidated with it.
 struct key {
     std::uint32_t db;
     std::string_view name;
     std::uint64_t hash;
+    std::string_view variant{};
 };
 
-inline key make_key(std::uint32_t db, std::string_view name) noexcept { return {db, name, hash_name(name)}; }
+inline key make_key(std::uint32_t db, std::string_view name, std::string_view variant = {}) noexcept {
+    return {db, name, hash_name(name), variant};
+}
 
 // Proof that a fill was announced before its backend request was sent (DESIGN.md section 3.2).
 struct fill_token {
@@ -37,6 +42,7 @@ struct limits {
     std::size_t capacity = 1024;   // most entries held; 0 disables the cache
     std::size_t max_memory = 0;    // most bytes charged (see entry_charge); 0 = no byte bound
     millis ttl = 300'000;          // an entry's longest life from insertion
+    double refresh_ahead = 0;      // a hit past this fraction of its entry's life asks for a refresh (0: off)
 };
 
 struct counters {
@@ -48,10 +54,11 @@ struct counters {
     std::uint64_t fills_dropped = 0;  // fills refused because their key was invalidated meanwhile
 };
 
-// What one entry costs against --max-memory: its single allocation (bookkeeping, name and encoded reply).
-std::size_t entry_charge(std::size_t name_len, std::size_t reply_len) noexcept;
+// What one entry costs against --max-memory: its single allocation (bookkeeping, name, variant and
+// encoded reply).
+std::size_t entry_charge(std::size_t name_len, std::size_t reply_len, std::size_t variant_len = 0) noexcept;
 
-// A sharded LRU cache of encoded GET replies with a global TTL.
+// A sharded LRU cache of encoded read replies with a global TTL.
 //
 // Each shard is guarded by its own mutex and holds:
 //   - an intrusive, circular, doubly-linked LRU list with a dummy head: head.next is the most recently
@@ -65,7 +72,7 @@ std::size_t entry_charge(std::size_t name_len, std::size_t reply_len) noexcept;
 //   1. An entry is in the LRU list iff it is in the index iff it is in the expiry queue; `count_` is
 //      their size and `bytes_` the sum of their charges; count_ <= capacity and bytes_ <= max_memory
 //      of the shard (where those are not 0).
-//   2. No two entries share (db, name).
+//   2. No two entries share (db, name, variant). Every entry of a name is in the chain of its hash.
 //   3. expires_at <= inserted_at + ttl, and <= the key's own expiry given at fill time.
 //   4. Any invalidation of a name bumps the generation of the name's slot; any flush bumps the epoch.
 //      A fill is inserted only if neither moved since begin_fill, so no reply that was in flight while
@@ -74,7 +81,8 @@ std::size_t entry_charge(std::size_t name_len, std::size_t reply_len) noexcept;
 //      lock holds another. The last reference frees the entry.
 //
 // All operations are thread-safe. Complexity (n = entries of one shard): lookup, begin_fill and
-// invalidate are O(1) expected (plus O(log n) for a removal from the expiry heap); a fill is O(1)
+// invalidate are O(1 + v) expected, v being the name's entries (its variants: one per command and
+// arguments read), plus O(log n) per removal from the expiry heap; a fill is O(1)
 // expected plus O(log n) for the heap and O(1) amortised per eviction; remove_expired is O(k log n) for
 // k expired entries; flush_db is O(n) per shard; flush_all is O(n).
 class lru_cache {
@@ -88,8 +96,10 @@ public:
     // On a hit: appends the encoded reply to `out`, marks the entry most recently used and returns true.
     // On a miss, or when the entry's time is up at `now` (it is then removed): returns false and leaves
     // `out` untouched. The shard lock is held only to copy a small reply into space `out` already has;
-    // larger replies are copied after the lock is released, under a reference.
-    bool lookup(const key& k, millis now, std::string& out);
+    // larger replies are copied after the lock is released, under a reference. With `refresh`, a hit on
+    // an entry past limits::refresh_ahead of its life (and not expiring with its key) sets *refresh, once
+    // per entry: the caller is to read it again, and the fill replaces it.
+    bool lookup(const key& k, millis now, std::string& out, bool* refresh = nullptr);
 
     // True if (db, name) is cached and alive at `now`; does not touch recency. For tests and INFO.
     bool contains(const key& k, millis now) const;
@@ -97,7 +107,7 @@ public:
     // Announces a fill for `k`; call it before the backend request that will produce the reply is sent.
     fill_token begin_fill(const key& k);
 
-    // Inserts `reply` (a complete encoded bulk-string reply) for `k` if no invalidation or flush touched
+    // Inserts `reply` (one complete encoded reply) for `k` if no invalidation or flush touched
     // the key since `token` was taken, and if it fits the limits. The entry expires at
     // min(now + ttl, key_expires_at). Replaces any entry of the same key. Returns whether it was inserted.
     bool fill(const key& k, fill_token token, std::string_view reply, millis now,
@@ -124,8 +134,9 @@ public:
     std::size_t shard_count() const noexcept { return shards_.size(); }
     const clock& time_source() const noexcept { return clock_; }
 
-    // Whether (db, name) can be cached at all: database numbers and names up to 65535 (others always miss).
-    static bool cacheable_key(std::uint32_t db, std::string_view name) noexcept;
+    // Whether a key can be cached at all: databases 0 to 255, names and variants up to 65535 bytes (others
+    // always miss).
+    static bool cacheable_key(const key& k) noexcept;
 
     // The longest --ttl the entry layout allows (24 days; times are kept modulo 2^32 ms).
     static constexpr millis max_ttl = 24LL * 24 * 3600 * 1000;
@@ -137,7 +148,7 @@ public:
 private:
     struct entry;
     class shard;
-    friend std::size_t entry_charge(std::size_t name_len, std::size_t reply_len) noexcept;
+    friend std::size_t entry_charge(std::size_t name_len, std::size_t reply_len, std::size_t variant_len) noexcept;
 
     shard& shard_for(std::uint64_t hash) const noexcept;
     void apply_limits(const limits& lim);

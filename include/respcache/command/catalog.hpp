@@ -48,6 +48,7 @@ struct key_spec {
     int keynum_index = 0;       // find::keynum
     int first_key = 1;          // find::keynum
     bool incomplete = false;    // Redis says the spec may miss keys
+    bool read_only = false;     // flag RO: the command only reads these keys
 };
 
 // What the backend says about one command (or subcommand, named "container|sub").
@@ -57,6 +58,7 @@ struct command_info {
     std::uint32_t flags = 0;
     int first_key = 0, last_key = 0, key_step = 0;  // the legacy key positions
     std::vector<key_spec> key_specs;                // empty before Redis 7
+    bool nondeterministic = false;  // tip nondeterministic_output: two calls may answer differently
     string_map<command_info> subcommands;  // keyed by the subcommand, lower case
 
     bool has(flag f) const noexcept { return (flags & f) != 0; }
@@ -82,6 +84,14 @@ public:
     const command_info* find(std::span<const std::string_view> args) const;
 
     std::size_t size() const noexcept { return commands_.size(); }
+    // Calls `f` with every command and every subcommand.
+    template <typename F>
+    void for_each(F&& f) const {
+        for (const auto& [name, info] : commands_) {
+            f(info);
+            for (const auto& [sub, sub_info] : info.subcommands) f(sub_info);
+        }
+    }
 
     // The keys `args` touches according to `info`, bounded by the arguments actually present.
     static key_set keys(const command_info& info, std::span<const std::string_view> args);

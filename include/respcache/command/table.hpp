@@ -23,12 +23,20 @@ enum local_flag : std::uint32_t {
     local_in_resp3_pubsub = 1u << 5,  // a RESP3 subscriber's runs here too (CLIENT, INFO), after what it sent before
 };
 
-// How a read is served through the cache (proxy::read_through): a row with a read policy is a cached
-// command. The cache key is (database, the key argument); a reply is kept if `keeps` says so.
+// How a read is served through the cache (proxy::read_through): GET's row, and each command the cache
+// plan (cache_plan.hpp) takes from the backend's table. The cache key is (database, the key argument,
+// the variant); a reply is kept if `keeps` says so.
 struct read_policy {
+    enum class form : std::uint8_t {
+        value,  // GET: one entry serves both protocols (a missing key's null is written in each one's)
+        reply,  // any other read: an entry per command, arguments and protocol (cache_plan's reply_variant)
+    };
     std::uint8_t key_index;  // the argument that names the key
+    form shape = form::value;
+    bool key_last = false;   // the key specification runs to the last argument: cached when it names one
+    std::uint16_t stat = 0;  // the command's statistics slot (stat_slot)
     // Whether `reply` may be cached when values up to `max_value` bytes are.
-    bool (*keeps)(std::string_view reply, std::size_t max_value);
+    bool (*keeps)(std::string_view reply, std::size_t max_value) = nullptr;
 };
 
 // A handler answers one command for a client. It runs on the client's thread, appends its reply (or

@@ -10,6 +10,7 @@
 
 #include "respcache/backend/address.hpp"
 #include "respcache/coherence/tracker.hpp"
+#include "respcache/command/cache_plan.hpp"
 #include "respcache/util/log.hpp"
 
 namespace respcache {
@@ -23,6 +24,12 @@ using consistency_mode = coherence::consistency_mode;
 
 // The effective configuration. Every field has the documented default; see README "Options".
 struct config {
+    // Whether reads of missing keys are cached (--negative-caching): with auto, when tracking is on.
+    bool caches_missing_keys() const noexcept {
+        return negative_caching == negative::yes ||
+               (negative_caching == negative::automatic && invalidation == invalidation_mode::tracking);
+    }
+
     std::string bind = "127.0.0.1";
     std::uint16_t port = 8001;  // 0 asks the kernel for a free port (it is logged at start-up)
     backend_address backend;
@@ -32,6 +39,12 @@ struct config {
     std::size_t cache_shards = 0;  // 0: automatic
     milliseconds ttl{300'000};
     milliseconds reaper_interval{100};
+    command::cache_commands cache_commands;            // --cache-commands (default: "default")
+    enum class negative { automatic, yes, no } negative_caching = negative::automatic;  // auto: yes with tracking
+    double refresh_ahead = 0;                          // 0: off; else the fraction of an entry's life
+    std::string warm_file;                             // empty: no warm start
+    std::size_t warm_keys = 10000;
+    milliseconds warm_interval{300'000};
     invalidation_mode invalidation = invalidation_mode::tracking;
     consistency_mode consistency = consistency_mode::bounded;  // strict: every hit waits for a read barrier
     unsigned threads = 1;

@@ -8,6 +8,7 @@
 #include "respcache/backend/link.hpp"
 #include "respcache/cache/lru_cache.hpp"
 #include "respcache/coherence/tracker.hpp"
+#include "respcache/command/cache_plan.hpp"
 #include "respcache/command/catalog.hpp"
 #include "respcache/command/client_info.hpp"
 #include "respcache/command/context.hpp"
@@ -25,6 +26,8 @@ public:
     virtual ~host() = default;
     // The backend's command table as this thread last saw it; nullptr while Redis was never reached.
     virtual const command::catalog* catalog() = 0;
+    // The reads served through the cache, made of that table and --cache-commands. Never nullptr.
+    virtual const command::cache_plan& cache_plan() = 0;
     virtual command::backend_facts facts() const = 0;
     // Whether `password` is the one --requirepass asks for (constant time).
     virtual bool password_matches(std::string_view password) const = 0;

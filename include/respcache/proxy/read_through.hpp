@@ -4,15 +4,16 @@
 #include <string>
 
 #include "respcache/coherence/tracker.hpp"
+#include "respcache/command/catalog.hpp"
 #include "respcache/command/table.hpp"
 #include "respcache/proxy/forwarder.hpp"
 
 namespace respcache::proxy {
 
-// Cached reads (rows of the command table with a read policy): a hit is copied from the cache into the
-// reply queue; a miss is fetched from Redis on the shared link, tracked (coherence invariant 3) and, if
-// nothing invalidated its key meanwhile (invariant 2), inserted. The read gate decides, once per batch,
-// whether hits may be served at all (invariant 5). One client's thread.
+// Cached reads (GET's row, and every command of the cache plan): a hit is copied from the cache into
+// the reply queue; a miss is fetched from Redis on the shared link, tracked (coherence invariant 3)
+// and, if nothing invalidated its key meanwhile (invariant 2), inserted. The read gate decides, once per
+// batch, whether hits may be served at all (invariant 5). One client's thread.
 class read_through {
 public:
     enum class outcome {
@@ -23,7 +24,8 @@ public:
     read_through(core_parts parts, forwarder& fwd);
     ~read_through();
 
-    outcome serve(command::args_view args, const command::read_policy& policy);
+    // `args` under `policy`; `info` is the backend's description (nullptr for GET's row).
+    outcome serve(command::args_view args, const command::read_policy& policy, const command::command_info* info);
 
     // New bytes of the client were read: the cache must be caught up with again before a hit.
     void new_batch() noexcept { gate_.new_batch(); }
@@ -33,6 +35,10 @@ public:
 private:
     class fill_request;
 
+    // Whether the cache may be used for `k` now: nullopt to wait for a barrier, else whether hits may be served.
+    std::optional<bool> may_hit(const cache::key& k, bool& cacheable);
+    // A hit for `k` appended to the reply queue (a missing key's null in the client's protocol).
+    bool lookup(const cache::key& k, const command::read_policy& policy);
     void fill(const cache::key& k, const command::read_policy& policy);
 
     core_parts p_;
@@ -40,6 +46,7 @@ private:
     coherence::read_gate gate_;
     slot_pool<fill_request> fills_;
     std::string request_;  // a miss's request, reused
+    std::string variant_;  // the variant of the read being served
 };
 
 }  // namespace respcache::proxy

@@ -18,6 +18,7 @@ struct settings {
     std::atomic<std::size_t> pubsub_output_buffer_limit{32 * 1024 * 1024};
     std::atomic<std::size_t> max_clients{10000};
     std::atomic<bool> password_required{false};
+    std::atomic<bool> cache_missing_keys{true};  // negative caching (--negative-caching)
 
     std::size_t query_buffer_limit = 1024ull * 1024 * 1024;  // client-query-buffer-limit
     std::uint32_t start_db = 0;                               // the database a new client is in

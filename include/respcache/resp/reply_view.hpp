@@ -31,6 +31,10 @@ inline bool is_error(std::string_view reply) noexcept { return !reply.empty() &&
 inline bool is_ok(std::string_view reply) noexcept { return reply == "+OK\r\n"; }
 // A non-nil bulk string.
 inline bool is_bulk(std::string_view reply) noexcept { return reply.size() >= 4 && reply[0] == '$' && reply[1] != '-'; }
+// A null: RESP2's nil bulk string or nil array, RESP3's null.
+inline bool is_null(std::string_view reply) noexcept {
+    return reply == "$-1\r\n" || reply == "*-1\r\n" || reply == "_\r\n";
+}
 // A RESP3 push frame (>), which is never the reply to a request.
 inline bool is_push(std::string_view reply) noexcept { return !reply.empty() && reply[0] == '>'; }
 

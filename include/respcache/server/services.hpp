@@ -11,6 +11,7 @@
 
 #include "respcache/cache/lru_cache.hpp"
 #include "respcache/coherence/tracker.hpp"
+#include "respcache/command/cache_plan.hpp"
 #include "respcache/command/catalog.hpp"
 #include "respcache/command/client_info.hpp"
 #include "respcache/command/context.hpp"
@@ -55,9 +56,10 @@ public:
     // tracking is wanted). `why` says what is missing.
     bool ready(std::string& why) const;
 
-    // The backend's command table. Each thread keeps its own copy and refreshes it when the version moves.
+    // The backend's command table, and the cache plan made of it and --cache-commands (which owns it).
+    // Each thread keeps its own copy and refreshes it when the version moves.
     void publish_catalog(std::shared_ptr<const command::catalog> c);
-    std::shared_ptr<const command::catalog> catalog() const;
+    std::shared_ptr<const command::cache_plan> plan() const;
     std::uint64_t catalog_version() const noexcept { return catalog_version_.load(std::memory_order_acquire); }
 
     // Asks for the command table to be learned again (after MODULE LOAD / UNLOAD). Safe from any thread.
@@ -78,6 +80,8 @@ public:
     std::chrono::steady_clock::time_point started() const noexcept { return started_; }
 
 private:
+    void rebuild_plan();  // mu_ held
+
     const config cfg_;
     cache::lru_cache& cache_;
     proxy::settings settings_;
@@ -89,6 +93,8 @@ private:
     proxy::tracking_table client_tracking_{clients_};
     mutable std::mutex mu_;
     std::shared_ptr<const command::catalog> catalog_;  // GUARDED_BY(mu_)
+    command::cache_commands cache_commands_;           // GUARDED_BY(mu_)
+    std::shared_ptr<const command::cache_plan> plan_;  // GUARDED_BY(mu_)
     backend_facts facts_;                              // GUARDED_BY(mu_)
     std::vector<const thread_stats*> stats_;           // GUARDED_BY(mu_)
     std::atomic<std::uint64_t> catalog_version_{0};

@@ -37,6 +37,7 @@ public:
 
     // proxy::host
     const command::catalog* catalog() override;
+    const command::cache_plan& cache_plan() override;
     command::backend_facts facts() const override { return shared_.facts(); }
     bool password_matches(std::string_view password) const override { return shared_.password_matches(password); }
     std::string proxy_info() override;
@@ -66,7 +67,9 @@ private:
     backend::pool pool_;
     std::vector<coherence::link_tracking> tracking_;  // one per shared connection of pool_
     proxy::environment env_;
-    std::shared_ptr<const command::catalog> catalog_;
+    void refresh_plan();
+
+    std::shared_ptr<const command::cache_plan> plan_;
     std::uint64_t catalog_version_ = 0;
     std::unordered_set<session*> sessions_;
 };

@@ -43,11 +43,21 @@ private:
     counter sum_ns_;
 };
 
+// Cached commands with figures of their own (command::stat_slot; slot 0 gathers the rest).
+inline constexpr std::size_t kCachedCommandSlots = 128;
+
+// One cached command's figures.
+struct command_counts {
+    counter hits;     // requests answered from the cache (an MGET: every key)
+    counter misses;   // requests sent to the backend (an MGET: every key)
+    counter partial;  // MGET: some keys from the cache, the others from the backend
+};
+
 // The figures one io thread keeps; INFO and /metrics sum them over threads.
 struct thread_stats {
     counter commands;             // commands processed
-    counter hits;                 // GETs answered from the cache
-    counter misses;               // GETs sent to the backend
+    counter hits;                 // cache lookups that hit (a key of a cached read; an MGET looks up each)
+    counter misses;               // cache lookups that missed (the key was read from the backend)
     counter forwarded;            // other commands sent to the backend
     counter backend_errors;       // requests answered "backend unavailable"
     counter connections;          // clients accepted
@@ -60,6 +70,7 @@ struct thread_stats {
     counter in_flight;            // backend requests awaiting replies now
     latency_histogram hit_latency;   // from the read that brought a GET to its cached reply
     latency_histogram miss_latency;  // from the read that brought a GET to the backend's reply
+    std::array<command_counts, kCachedCommandSlots> cached_commands;
 };
 
 }  // namespace respcache
