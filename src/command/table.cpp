@@ -39,6 +39,7 @@ bool keeps_string(std::string_view reply, std::size_t max_value) {
     return value && value->size() <= max_value;
 }
 constexpr read_policy kStringRead{1, read_policy::form::value, false, 1, keeps_string};
+constexpr read_policy kStringsRead{1, read_policy::form::values, true, 2, keeps_string};
 }  // namespace
 
 const table& table::local() {
@@ -53,6 +54,7 @@ const table& table::local() {
         {"get", 2, 0, read_through, &kStringRead},
         {"hello", -1, local_no_auth | alone, hello},
         {"info", -1, local_in_resp3_pubsub, info},
+        {"mget", -2, 0, read_through, &kStringsRead},
         {"monitor", 1, alone, monitor},
         {"multi", 1, in_multi | local_wait_before, multi},
         {"ping", -1, 0, ping},

@@ -35,10 +35,13 @@ void client_core::forward_rewritten(command::args_view args) {
 }
 
 void client_core::read_through(command::args_view args) {
-    if (current_row_ == nullptr || current_row_->read == nullptr || !env_.host.cache_plan().caches_get())
-        return fwd_.forward(args);
-    if (reader_.serve(args, *current_row_->read, nullptr) == read_through::outcome::wait_barrier)
-        barrier_wanted_ = true;
+    const command::read_policy* policy = current_row_ != nullptr ? current_row_->read : nullptr;
+    if (policy == nullptr) return fwd_.forward(args);
+    const bool many = policy->shape == command::read_policy::form::values;
+    const auto& plan = env_.host.cache_plan();
+    if (!(many ? plan.caches_mget() : plan.caches_get())) return fwd_.forward(args);
+    const auto served = many ? reader_.serve_many(args, *policy) : reader_.serve(args, *policy, nullptr);
+    if (served == read_through::outcome::wait_barrier) barrier_wanted_ = true;
 }
 
 bool client_core::log_in_locally(std::string_view user, std::string_view password) {

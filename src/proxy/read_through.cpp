@@ -88,7 +88,103 @@ private:
     read_through& owner_;
 };
 
-read_through::read_through(core_parts parts, forwarder& fwd) : p_(parts), fwd_(fwd), fills_(*this) {}
+// MGET's keys the cache did not have: [prelude] MGET <those keys> PTTL <each>. Each value is inserted as
+// a GET entry if its PTTL agrees; the client's reply is the hits and the fetched values, in its order.
+class read_through::many_request final : public pending {
+public:
+    many_request(slot_home& home, read_through& owner) : pending(home, owner.p_.sink), owner_(owner) {}
+
+    static constexpr std::uint32_t kFetched = UINT32_MAX;
+    struct element {
+        std::uint32_t at;   // a hit: its offset in `found`; a key fetched: kFetched
+        std::uint32_t len;  // a hit: its length; a key fetched: its index among the fetched
+    };
+    std::string found;              // the hits' encoded elements, back to back
+    std::vector<element> order;     // per key of the client's MGET
+    std::vector<std::string> names;  // the keys fetched (strings kept across reuse)
+    struct fetched {
+        cache::fill_token token;
+        std::uint64_t hash = 0;
+        std::int64_t pttl = 0;
+        bool fillable = false;  // no write of it was in flight
+    };
+    std::vector<fetched> keys;
+    std::size_t fetch_count = 0;  // names[0..fetch_count) are in use
+    struct facts {
+        std::uint32_t db = 0;
+        coherence::fill_ticket ticket;
+        coherence::link_tracking* tracking = nullptr;
+        const command::read_policy* policy = nullptr;
+        cache::millis sent_ms = 0;
+        bool fill_ok = true;
+    } f;
+
+    void add_fetched(std::string_view name, bool fillable) {
+        if (names.size() == fetch_count) names.emplace_back();
+        names[fetch_count].assign(name);
+        keys.push_back({{}, cache::hash_name(name), 0, fillable});
+        order.push_back({kFetched, static_cast<std::uint32_t>(fetch_count++)});
+    }
+
+    void complete() override {
+        if (errored || !got_reply) return;
+        const auto values = resp::array_elements(data);
+        if (!values || values->size() != fetch_count) return;  // an error: the client gets it as it is
+        if (f.fill_ok && owner_.p_.env.coherence.may_fill(f.ticket, *f.tracking, *link)) fill_all(*values);
+        assembled_.clear();
+        assembled_.append("*").append(std::to_string(order.size())).append("\r\n");
+        for (const element& e : order)
+            if (e.at == kFetched)
+                assembled_.append((*values)[e.len]);
+            else
+                assembled_.append(found, e.at, e.len);
+        data.swap(assembled_);
+    }
+
+protected:
+    void clear() override {
+        pending::clear();
+        found.clear();
+        order.clear();
+        keys.clear();
+        fetch_count = 0;
+        f = facts{};
+    }
+    void prelude_reply(std::size_t index, std::string_view bytes) override {
+        if (resp::is_ok(bytes)) return;
+        f.fill_ok = false;
+        if (index == 0) owner_.p_.env.coherence.prelude_refused(*f.tracking, f.ticket);
+    }
+    void trailing_reply(std::size_t index, std::string_view bytes) override {
+        const std::size_t j = index - client_index - 1;
+        if (j < keys.size()) keys[j].pttl = resp::integer_value(bytes).value_or(0);
+    }
+    void failed() override { f.fill_ok = false; }
+
+private:
+    void fill_all(const std::vector<std::string_view>& values) {
+        environment& env = owner_.p_.env;
+        const std::size_t max_value = env.settings.max_value_size.load(std::memory_order_relaxed);
+        const bool negative = env.settings.cache_missing_keys.load(std::memory_order_relaxed);
+        const cache::millis now = steady_ms();
+        for (std::size_t j = 0; j < fetch_count; ++j) {
+            const fetched& k = keys[j];
+            std::string_view value = values[j];
+            const bool null = resp::is_null(value);
+            // As for GET: PTTL must agree with the value (-2 with a null), and 0 means about to go.
+            if (!k.fillable || k.pttl == 0 || k.pttl < -2 || null != (k.pttl == -2)) continue;
+            if ((null && !negative) || !f.policy->keeps(value, max_value)) continue;
+            if (null) value = kNil2;
+            const cache::millis expires = k.pttl > 0 ? f.sent_ms + k.pttl : INT64_MAX;
+            env.cache.fill({f.db, names[j], k.hash, {}}, k.token, value, now, expires);
+        }
+    }
+
+    read_through& owner_;
+    std::string assembled_;
+};
+
+read_through::read_through(core_parts parts, forwarder& fwd) : p_(parts), fwd_(fwd), fills_(*this), manys_(*this) {}
 
 read_through::~read_through() = default;
 
@@ -117,7 +213,7 @@ read_through::outcome read_through::serve(command::args_view args, const command
     }
     p_.env.stats.misses.add();
     counts.misses.add();
-    if (!cacheable || (p_.env.coherence.tracking_wanted() && !p_.env.coherence.live())) {
+    if (!cacheable || !may_fill_now()) {
         fwd_.forward(args, info);  // nothing will be cached: a plain forward
         return outcome::served;
     }
@@ -150,6 +246,14 @@ bool read_through::lookup(const cache::key& k, const command::read_policy& polic
     return true;
 }
 
+std::uint32_t read_through::begin_tracked(coherence::fill_ticket& ticket, coherence::link_tracking*& tracking) {
+    tracking = &fwd_.shared_tracking();
+    request_.clear();
+    std::uint32_t n = 0;
+    ticket = p_.env.coherence.prepare_fill(*tracking, fwd_.shared_link(), request_, n);
+    return n;
+}
+
 void read_through::fill(const cache::key& k, const command::read_policy& policy) {
     fill_request& r = p_.queue.push_new(fills_);
     r.key.assign(k.name);
@@ -161,16 +265,101 @@ void read_through::fill(const cache::key& k, const command::read_policy& policy)
     f.token = p_.env.cache.begin_fill(k);
     f.sent_ms = steady_ms();
     f.batch_start = p_.client.batch_start;
-    f.tracking = &fwd_.shared_tracking();
-    backend::link& l = fwd_.shared_link();
-    request_.clear();
-    std::uint32_t n = 0;
-    f.ticket = p_.env.coherence.prepare_fill(*f.tracking, l, request_, n);
+    const std::uint32_t n = begin_tracked(f.ticket, f.tracking);
     r.client_index = n;
     request_.append(p_.client.raw);
     resp::write_command(request_, {"PTTL", k.name});
-    n += 2;
-    fwd_.send(r, request_, n, p_.env.settings.request_timeout());
+    fwd_.send(r, request_, n + 2, p_.env.settings.request_timeout());
+}
+
+bool read_through::may_fill_now() const noexcept {
+    const auto& c = p_.env.coherence;
+    return p_.env.cache.enabled() && !c.cache_refused() && !(c.tracking_wanted() && !c.live());
+}
+
+read_through::outcome read_through::serve_many(command::args_view args, const command::read_policy& policy) {
+    if (fwd_.pinned()) {
+        fwd_.forward(args);
+        return outcome::served;
+    }
+    bool hits_allowed = false;
+    if (p_.env.cache.enabled() && !p_.env.coherence.cache_refused()) {
+        const auto verdict = gate_.check(p_.env.coherence);
+        if (verdict == coherence::read_gate::verdict::wait_barrier) return outcome::wait_barrier;
+        hits_allowed = verdict == coherence::read_gate::verdict::serve;
+    }
+    const bool fills = may_fill_now();
+    if (!hits_allowed && !fills) {
+        p_.env.stats.misses.add(args.size() - 1);
+        p_.env.stats.cached_commands[policy.stat].misses.add();
+        fwd_.forward(args);
+        return outcome::served;
+    }
+    const std::size_t hits = lookup_each(args, hits_allowed);
+    auto& counts = p_.env.stats.cached_commands[policy.stat];
+    const std::size_t n = args.size() - 1;
+    p_.env.stats.hits.add(hits);
+    p_.env.stats.misses.add(n - hits);
+    if (hits == n) {  // the hits' elements are the reply, in order
+        std::string& out = p_.queue.local_target();
+        out.append("*").append(std::to_string(n)).append("\r\n").append(found_);
+        counts.hits.add();
+        p_.env.stats.hit_latency.record(std::chrono::steady_clock::now() - p_.client.batch_start);
+        return outcome::served;
+    }
+    (hits == 0 ? counts.misses : counts.partial).add();
+    many_request& r = p_.queue.push_new(manys_);
+    r.found.swap(found_);
+    std::uint32_t at = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (found_len_[i] >= 0) {
+            const auto len = static_cast<std::uint32_t>(found_len_[i]);
+            r.order.push_back({at, len});
+            at += len;
+            continue;
+        }
+        const cache::key k = cache::make_key(p_.client.db, args[i + 1]);
+        r.add_fetched(args[i + 1], fills && !fwd_.write_in_flight(k) && cache::lru_cache::cacheable_key(k));
+    }
+    fetch_missing(r, policy);
+    return outcome::served;
+}
+
+// Each key of an MGET looked up: the hits' elements appended to found_, in the client's protocol; per
+// key, found_len_ is the element's length, or -1 for a key to fetch. Returns the hits.
+std::size_t read_through::lookup_each(command::args_view args, bool hits_allowed) {
+    found_.clear();
+    found_len_.clear();
+    std::size_t hits = 0;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        const cache::key k = cache::make_key(p_.client.db, args[i]);
+        const std::size_t at = found_.size();
+        if (hits_allowed && !fwd_.write_in_flight(k) && p_.env.cache.lookup(k, p_.client.now, found_)) {
+            if (p_.client.proto == resp::protocol::resp3 && std::string_view(found_).substr(at) == kNil2)
+                found_.replace(at, kNil2.size(), kNil3);
+            found_len_.push_back(static_cast<std::int64_t>(found_.size() - at));
+            ++hits;
+        } else {
+            found_len_.push_back(-1);
+        }
+    }
+    return hits;
+}
+
+void read_through::fetch_missing(many_request& r, const command::read_policy& policy) {
+    auto& f = r.f;
+    f.db = p_.client.db;
+    f.policy = &policy;
+    for (std::size_t j = 0; j < r.fetch_count; ++j)
+        if (r.keys[j].fillable) r.keys[j].token = p_.env.cache.begin_fill({f.db, r.names[j], r.keys[j].hash, {}});
+    f.sent_ms = steady_ms();
+    const std::uint32_t n = begin_tracked(f.ticket, f.tracking);
+    r.client_index = n;
+    names_.assign(1, "MGET");
+    for (std::size_t j = 0; j < r.fetch_count; ++j) names_.emplace_back(r.names[j]);
+    resp::write_command(request_, names_);
+    for (std::size_t j = 0; j < r.fetch_count; ++j) resp::write_command(request_, {"PTTL", r.names[j]});
+    fwd_.send(r, request_, n + 1 + static_cast<std::uint32_t>(r.fetch_count), p_.env.settings.request_timeout());
 }
 
 }  // namespace respcache::proxy

@@ -2,6 +2,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <vector>
+
+#include "respcache/command/cache_plan.hpp"
 
 namespace respcache::server {
 
@@ -33,6 +36,29 @@ totals sum(services& s) {
     return t;
 }
 
+// One cached command's figures summed over the io threads.
+struct command_totals {
+    std::string name;
+    std::uint64_t hits = 0, misses = 0, partial = 0;
+};
+
+// The cached commands that have been read at least once, by statistics slot.
+std::vector<command_totals> per_command(services& s) {
+    std::vector<command_totals> out;
+    for (std::size_t i = 0; i < kCachedCommandSlots; ++i) {
+        command_totals c;
+        for (const thread_stats* st : s.all_stats()) {
+            c.hits += st->cached_commands[i].hits.get();
+            c.misses += st->cached_commands[i].misses.get();
+            c.partial += st->cached_commands[i].partial.get();
+        }
+        if (c.hits + c.misses + c.partial == 0) continue;
+        c.name = command::stat_name(i);
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
 std::string backend_state(services& s) {
     const int total = s.health().connections.load();
     const int up = s.health().up.load();
@@ -52,6 +78,12 @@ std::string ratio(std::uint64_t hits, std::uint64_t misses) {
     const double r = hits + misses == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(hits + misses);
     std::snprintf(buf, sizeof buf, "%.4f", r);
     return buf;
+}
+
+std::string join(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
+    return out;
 }
 
 long long uptime_seconds(services& s) {
@@ -88,8 +120,8 @@ void append_metrics(std::string& out, services& s, const totals& t, const cache:
     metric("connections_received_total", "counter", "Clients accepted.", d(t.connections));
     metric("rejected_connections_total", "counter", "Clients refused at --max-clients.", d(t.rejected));
     metric("commands_total", "counter", "Commands processed.", d(t.commands));
-    metric("cache_hits_total", "counter", "GETs answered from the cache.", d(t.hits));
-    metric("cache_misses_total", "counter", "GETs sent to the backend.", d(t.misses));
+    metric("cache_hits_total", "counter", "Cache lookups that hit (each key of an MGET counts).", d(t.hits));
+    metric("cache_misses_total", "counter", "Cache lookups that missed (each key of an MGET counts).", d(t.misses));
     metric("cache_evictions_total", "counter", "Entries evicted by capacity or max-memory.", d(c.evictions));
     metric("cache_expirations_total", "counter", "Entries expired.", d(c.expirations));
     metric("cache_invalidations_total", "counter", "Entries removed by writes or invalidations.", d(c.invalidations));
@@ -144,6 +176,22 @@ void append_latency_histogram(std::string& out, services& s, const char* result)
     std::snprintf(buf, sizeof buf, "respcache_request_duration_seconds_count{result=\"%s\"} %llu\n", result,
                   static_cast<unsigned long long>(cumulative));
     out += buf;
+}
+
+// Per cached command: requests answered from the cache, sent to Redis, and (MGET) answered in part.
+void append_command_metrics(std::string& out, services& s) {
+    const auto rows = per_command(s);
+    const char* kinds[] = {"hits", "misses", "partial"};
+    const char* helps[] = {"answered from the cache", "sent to the backend", "answered partly from the cache (MGET)"};
+    for (int k = 0; k < 3; ++k) {
+        out += std::string("# HELP respcache_cached_command_") + kinds[k] + "_total Requests of a cached command " +
+               helps[k] + ".\n# TYPE respcache_cached_command_" + kinds[k] + "_total counter\n";
+        for (const auto& r : rows) {
+            const std::uint64_t v = k == 0 ? r.hits : k == 1 ? r.misses : r.partial;
+            out += std::string("respcache_cached_command_") + kinds[k] + "_total{command=\"" + r.name + "\"} " +
+                   std::to_string(v) + "\n";
+        }
+    }
 }
 
 }  // namespace
@@ -205,6 +253,10 @@ std::string proxy_info_section(services& s) {
     num("output_buffer_disconnects", t.output_limit);
     num("idle_disconnects", t.idle);
     num("auth_failures", t.auth_failures);
+    line("cached_commands", join(s.plan()->names()));
+    for (const auto& r : per_command(s))
+        line(("cached_" + r.name).c_str(), "hits=" + std::to_string(r.hits) + ",misses=" + std::to_string(r.misses) +
+                                               ",partial=" + std::to_string(r.partial));
     return out;
 }
 
@@ -216,6 +268,7 @@ std::string prometheus_text(services& s) {
     out += "# HELP respcache_request_duration_seconds Time from reading a GET to its reply being ready.\n";
     out += "# TYPE respcache_request_duration_seconds histogram\n";
     for (const char* result : {"hit", "miss"}) append_latency_histogram(out, s, result);
+    append_command_metrics(out, s);
     return out;
 }
 

@@ -39,7 +39,7 @@ TEST_CASE("table: find is case-insensitive and exact", "[command][table]") {
         CHECK(r->fn != nullptr);
     }
     const std::string_view missing[] = {
-        "", "g", "ge", "gett", "get ", " get", "set", "mget", "getex", "a", "zzzz",
+        "", "g", "ge", "gett", "get ", " get", "set", "mge", "mgett", "getex", "a", "zzzz",
         "subscribe_", "punsubscribex", std::string_view("get\0", 4),
         "averyveryverylongname",    // longer than any local command
         "punsubscribepunsubscribe",

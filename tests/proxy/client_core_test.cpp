@@ -7,6 +7,7 @@
 #include <string>
 
 #include "proxy/core_fixture.hpp"
+#include "respcache/command/cache_plan.hpp"
 
 using namespace respcache;
 using respcache::tests::cmd;
@@ -384,4 +385,55 @@ TEST_CASE("core: a push Redis sends ahead of a reply reaches the client before i
     // The link's own tracking pushes are nobody's; this one is the command's.
     CHECK(f.answer(link, ">2\r\n$21\r\ntracking-redir-broken\r\n:9\r\n" + push + reply) == next::read);
     CHECK(f.out() == push + reply);
+}
+
+TEST_CASE("core: MGET serves the keys it has from the cache and fetches only the others, in one request",
+          "[proxy][core][mget]") {
+    core_fixture f;
+    f.cache_value("a", "va");
+    CHECK(f.send(cmd({"MGET", "a", "b", "c"})) == next::wait);
+    CHECK(f.links.shared_link.take_sent() == cmd({"MGET", "b", "c"}) + cmd({"PTTL", "b"}) + cmd({"PTTL", "c"}));
+    CHECK(f.out().empty());
+    // b exists, c does not (PTTL -2): both are kept, c as a missing key.
+    CHECK(f.answer(f.links.shared_link, "*2\r\n$2\r\nvb\r\n$-1\r\n:-1\r\n:-2\r\n") == next::read);
+    const std::string whole = "*3\r\n$2\r\nva\r\n$2\r\nvb\r\n$-1\r\n";
+    CHECK(f.out() == whole);
+    CHECK(f.cached("b"));
+    CHECK(f.cached("c"));
+    // Now every key is a hit: nothing is sent, and GET shares MGET's entries.
+    CHECK(f.send(cmd({"MGET", "a", "b", "c"}) + cmd({"GET", "b"})) == next::read);
+    CHECK(f.links.shared_link.take_sent().empty());
+    CHECK(f.out() == whole + "$2\r\nvb\r\n");
+    CHECK(f.stats.hits.get() == 5);
+    CHECK(f.stats.misses.get() == 2);
+    const auto& mget = f.stats.cached_commands[command::stat_slot("mget")];
+    CHECK(mget.partial.get() == 1);
+    CHECK(mget.hits.get() == 1);
+    CHECK(mget.misses.get() == 0);
+}
+
+TEST_CASE("core: an MGET key whose PTTL disagrees with its value, or with a write in flight, is not kept",
+          "[proxy][core][mget]") {
+    core_fixture f;
+    CHECK(f.send(cmd({"SET", "w", "1"}) + cmd({"MGET", "w", "x", "y"})) == next::wait);
+    CHECK(f.links.shared_link.take_sent() == cmd({"SET", "w", "1"}) + cmd({"MGET", "w", "x", "y"}) +
+                                                 cmd({"PTTL", "w"}) + cmd({"PTTL", "x"}) + cmd({"PTTL", "y"}));
+    // x: a null, yet PTTL says it exists (created in between); y: about to expire (PTTL 0).
+    CHECK(f.answer(f.links.shared_link, "+OK\r\n*3\r\n$1\r\n1\r\n$-1\r\n$1\r\nv\r\n:-1\r\n:-1\r\n:0\r\n") ==
+          next::read);
+    CHECK(f.out() == "+OK\r\n*3\r\n$1\r\n1\r\n$-1\r\n$1\r\nv\r\n");
+    CHECK_FALSE(f.cached("w"));
+    CHECK_FALSE(f.cached("x"));
+    CHECK_FALSE(f.cached("y"));
+}
+
+TEST_CASE("core: an MGET whose fetch fails answers the error, once", "[proxy][core][mget]") {
+    core_fixture f;
+    f.cache_value("a", "va");
+    CHECK(f.send(cmd({"MGET", "a", "b"}) + cmd({"PING"})) == next::wait);
+    f.links.shared_link.fail("Connection reset by peer");
+    CHECK(f.core->advance() == next::read);
+    CHECK(f.out() == "-ERR backend unavailable: Connection reset by peer\r\n+PONG\r\n");
+    CHECK(f.core->in_flight() == 0);
+    CHECK_FALSE(f.cached("b"));
 }

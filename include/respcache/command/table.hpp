@@ -30,6 +30,7 @@ struct read_policy {
     enum class form : std::uint8_t {
         value,  // GET: one entry serves both protocols (a missing key's null is written in each one's)
         reply,  // any other read: an entry per command, arguments and protocol (cache_plan's reply_variant)
+        values, // MGET: every argument is a key, each read through GET's entries
     };
     std::uint8_t key_index;  // the argument that names the key
     form shape = form::value;

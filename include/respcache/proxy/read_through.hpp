@@ -2,6 +2,8 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "respcache/coherence/tracker.hpp"
 #include "respcache/command/catalog.hpp"
@@ -26,6 +28,9 @@ public:
 
     // `args` under `policy`; `info` is the backend's description (nullptr for GET's row).
     outcome serve(command::args_view args, const command::read_policy& policy, const command::command_info* info);
+    // MGET through GET's entries: each key found is served from the cache, the others are fetched in one
+    // MGET of just them, and the reply is put together in the order of the client's keys.
+    outcome serve_many(command::args_view args, const command::read_policy& policy);
 
     // New bytes of the client were read: the cache must be caught up with again before a hit.
     void new_batch() noexcept { gate_.new_batch(); }
@@ -34,19 +39,30 @@ public:
 
 private:
     class fill_request;
+    class many_request;
 
     // Whether the cache may be used for `k` now: nullopt to wait for a barrier, else whether hits may be served.
     std::optional<bool> may_hit(const cache::key& k, bool& cacheable);
+    // Whether entries may be filled at all now (the cache is on and coherence allows it).
+    bool may_fill_now() const noexcept;
     // A hit for `k` appended to the reply queue (a missing key's null in the client's protocol).
     bool lookup(const cache::key& k, const command::read_policy& policy);
     void fill(const cache::key& k, const command::read_policy& policy);
+    // The start of a tracked request on the shared link: its prelude in request_, its ticket and reply count.
+    std::uint32_t begin_tracked(coherence::fill_ticket& ticket, coherence::link_tracking*& tracking);
+    std::size_t lookup_each(command::args_view args, bool hits_allowed);
+    void fetch_missing(many_request& r, const command::read_policy& policy);
 
     core_parts p_;
     forwarder& fwd_;
     coherence::read_gate gate_;
     slot_pool<fill_request> fills_;
+    slot_pool<many_request> manys_;
     std::string request_;  // a miss's request, reused
     std::string variant_;  // the variant of the read being served
+    std::vector<std::string_view> names_;  // an MGET's command, reused
+    std::string found_;                    // an MGET's hits, reused
+    std::vector<std::int64_t> found_len_;
 };
 
 }  // namespace respcache::proxy
