@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import RespError, scaled, wait_until
+from opslib import proxy_int
 
 # Values must differ from what Redis holds after the direct DEL, or the check proves nothing.
 SEEDED = b"seeded-"
@@ -232,3 +233,35 @@ def test_capacity_zero_disables_the_cache(respcache, redis_server):
     for _ in range(3):
         assert c.get("nocache") == b"v"
     assert redis_server.get_calls() - before == 3
+
+
+@pytest.mark.parametrize("key_exists", [True, False])
+def test_concurrent_misses_of_one_key_share_one_request(respcache, redis_server, key_exists):
+    """While Redis is paused, 24 clients spread over respcache's io threads ask for one cold key: one GET
+    reaches Redis, and every client gets its value (or its null)."""
+    import threading
+
+    rc = respcache.start(["--threads", "2"], backend=redis_server)
+    r = redis_server.client()
+    if key_exists:
+        r.set("cold", "value")
+    clients = [rc.raw() for _ in range(24)]
+    for c in clients:
+        assert c.command("PING") == b"PONG"  # connected and served before the pause
+    before = redis_server.get_calls()
+    replies = [b"unset"] * len(clients)
+    r.execute_command("CLIENT", "PAUSE", "1000", "ALL")
+
+    def ask(i):
+        replies[i] = clients[i].command("GET", "cold")
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(scaled(10))
+    for c in clients:
+        c.close()
+    assert replies == [b"value" if key_exists else None] * len(clients)
+    assert redis_server.get_calls() - before == 1
+    assert proxy_int(rc.port, "cache_shared_misses") == len(clients) - 1

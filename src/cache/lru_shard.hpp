@@ -10,6 +10,9 @@
 #include <functional>
 #include <mutex>
 #include <new>
+#include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "respcache/cache/lru_cache.hpp"
@@ -189,6 +192,22 @@ public:
     std::array<std::uint64_t, kGenerations> generations_{};
     std::uint64_t epoch_ = 0;
     counters stats_;
+    // Fills others wait for (share_fill), by flight_key.
+    struct flight {
+        std::uint64_t id = 0;
+        fill_token token;
+        std::vector<lru_cache::fill_waiter> waiters;
+    };
+    struct text_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    std::unordered_map<std::string, flight, text_hash, std::equal_to<>> flights_;
+    std::uint64_t next_flight_ = 0;
+
+    bool token_current(const key& k, const fill_token& t) const noexcept {
+        return t.generation == generations_[generation_slot(k.hash)] && t.epoch == epoch_;
+    }
 
     entry** find_link(const key& k) noexcept {
         entry** link = &buckets_[k.hash & (buckets_.size() - 1)];

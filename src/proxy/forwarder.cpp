@@ -192,6 +192,12 @@ void forwarder::send_on(backend::link& l, pending& p, std::string_view bytes, st
     l.send(bytes, replies, &p, timeout);
 }
 
+void forwarder::waiting(pending& p) {
+    p.link = nullptr;
+    ++in_flight_;
+    p_.env.stats.in_flight.add();
+}
+
 void forwarder::answered(pending& p) {
     --in_flight_;
     p_.env.stats.in_flight.sub();

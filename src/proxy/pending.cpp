@@ -14,6 +14,7 @@ void pending::clear() {
     errored = false;
     got_reply = false;
     await_echo = false;
+    keep_reply = false;
     pushed_.clear();
 }
 
@@ -21,12 +22,19 @@ void pending::on_reply(std::size_t index, std::string_view bytes) {
     if (index < client_index) {
         prelude_reply(index, bytes);
     } else if (index == client_index) {
-        if (!sink_->discarding()) data.assign(bytes);
+        if (keep_reply || !sink_->discarding()) data.assign(bytes);
         got_reply = true;
     } else {
         trailing_reply(index, bytes);
     }
     if (index + 1 == replies) finish();
+}
+
+void pending::deliver(std::string_view bytes, bool answered) {
+    if (!sink_->discarding()) data.assign(bytes);
+    errored = !answered;
+    got_reply = answered;
+    finish();
 }
 
 void pending::on_push(std::string_view bytes) {

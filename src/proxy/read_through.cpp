@@ -24,6 +24,7 @@ public:
         std::uint32_t db = 0;
         std::uint64_t hash = 0;
         cache::fill_token token;
+        std::uint64_t flight = 0;  // lru_cache::share_fill's id: other clients may wait for this reply
         coherence::fill_ticket ticket;
         coherence::link_tracking* tracking = nullptr;
         const command::read_policy* policy = nullptr;
@@ -37,6 +38,7 @@ public:
     void complete() override {
         environment& env = owner_.p_.env;
         env.stats.miss_latency.record(std::chrono::steady_clock::now() - f.batch_start);
+        env.cache.end_fill({f.db, key, f.hash, variant}, f.flight, data, got_reply && !errored);
         if (!f.fill_ok || errored || !got_reply) return;
         if (!f.policy->keeps(data, env.settings.max_value_size.load(std::memory_order_relaxed))) return;
         if (!env.coherence.may_fill(f.ticket, *f.tracking, *link)) return;
@@ -184,7 +186,33 @@ private:
     std::string assembled_;
 };
 
-read_through::read_through(core_parts parts, forwarder& fwd) : p_(parts), fwd_(fwd), fills_(*this), manys_(*this) {}
+// A miss that waits for another client's fill of the same entry (lru_cache::join_fill): its reply is
+// posted to this client's thread when that fill's reply comes.
+class read_through::shared_wait final : public pending {
+public:
+    shared_wait(slot_home& home, read_through& owner) : pending(home, owner.p_.sink), owner_(owner) {}
+
+    const command::read_policy* policy = nullptr;
+
+    // On the leader's thread: the reply is copied and handed to this client's thread.
+    cache::lru_cache::fill_waiter waiter() {
+        return [this, &host = owner_.p_.env.host](const std::shared_ptr<const std::string>& reply, bool answered) {
+            host.post([this, reply, answered] { arrived(*reply, answered); });
+        };
+    }
+
+private:
+    void arrived(std::string_view bytes, bool answered) {
+        // GET's null in this client's protocol (the fill's client may speak the other one).
+        if (answered && policy->shape == command::read_policy::form::value && resp::is_null(bytes))
+            bytes = owner_.p_.client.proto == resp::protocol::resp3 ? kNil3 : kNil2;
+        deliver(bytes, answered);
+    }
+
+    read_through& owner_;
+};
+
+read_through::read_through(core_parts parts, forwarder& fwd) : p_(parts), fwd_(fwd), fills_(*this), manys_(*this), waits_(*this) {}
 
 read_through::~read_through() = default;
 
@@ -217,7 +245,7 @@ read_through::outcome read_through::serve(command::args_view args, const command
         fwd_.forward(args, info);  // nothing will be cached: a plain forward
         return outcome::served;
     }
-    fill(k, policy);
+    if (!join(k, policy)) fill(k, policy);
     return outcome::served;
 }
 
@@ -246,6 +274,21 @@ bool read_through::lookup(const cache::key& k, const command::read_policy& polic
     return true;
 }
 
+bool read_through::join(const cache::key& k, const command::read_policy& policy) {
+    auto w = waits_.take();
+    auto waiter = w->waiter();
+    if (!p_.env.cache.join_fill(k, waiter)) {
+        waits_.give_back(std::move(w));
+        return false;
+    }
+    w->policy = &policy;
+    shared_wait& r = *w;
+    p_.queue.push(std::move(w));
+    fwd_.waiting(r);
+    p_.env.stats.shared_misses.add();
+    return true;
+}
+
 std::uint32_t read_through::begin_tracked(coherence::fill_ticket& ticket, coherence::link_tracking*& tracking) {
     tracking = &fwd_.shared_tracking();
     request_.clear();
@@ -263,6 +306,8 @@ void read_through::fill(const cache::key& k, const command::read_policy& policy)
     f.hash = k.hash;
     f.policy = &policy;
     f.token = p_.env.cache.begin_fill(k);
+    f.flight = p_.env.cache.share_fill(k, f.token);
+    r.keep_reply = f.flight != 0;
     f.sent_ms = steady_ms();
     f.batch_start = p_.client.batch_start;
     const std::uint32_t n = begin_tracked(f.ticket, f.tracking);

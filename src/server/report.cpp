@@ -11,7 +11,7 @@ namespace respcache::server {
 namespace {
 
 struct totals {
-    std::uint64_t commands = 0, hits = 0, misses = 0, forwarded = 0, backend_errors = 0, connections = 0,
+    std::uint64_t commands = 0, hits = 0, misses = 0, shared_misses = 0, forwarded = 0, backend_errors = 0, connections = 0,
                   rejected = 0, protocol_errors = 0, output_limit = 0, idle = 0, auth_failures = 0, pinned = 0,
                   in_flight = 0;
 };
@@ -22,6 +22,7 @@ totals sum(services& s) {
         t.commands += st->commands.get();
         t.hits += st->hits.get();
         t.misses += st->misses.get();
+        t.shared_misses += st->shared_misses.get();
         t.forwarded += st->forwarded.get();
         t.backend_errors += st->backend_errors.get();
         t.connections += st->connections.get();
@@ -122,6 +123,8 @@ void append_metrics(std::string& out, services& s, const totals& t, const cache:
     metric("commands_total", "counter", "Commands processed.", d(t.commands));
     metric("cache_hits_total", "counter", "Cache lookups that hit (each key of an MGET counts).", d(t.hits));
     metric("cache_misses_total", "counter", "Cache lookups that missed (each key of an MGET counts).", d(t.misses));
+    metric("cache_shared_misses_total", "counter", "Misses that waited for another client's request of the entry.",
+           d(t.shared_misses));
     metric("cache_evictions_total", "counter", "Entries evicted by capacity or max-memory.", d(c.evictions));
     metric("cache_expirations_total", "counter", "Entries expired.", d(c.expirations));
     metric("cache_invalidations_total", "counter", "Entries removed by writes or invalidations.", d(c.invalidations));
@@ -225,6 +228,7 @@ std::string proxy_info_section(services& s) {
     num("cache_hits", t.hits);
     num("cache_misses", t.misses);
     line("cache_hit_ratio", ratio(t.hits, t.misses));
+    num("cache_shared_misses", t.shared_misses);
     num("cache_evictions", c.evictions);
     num("cache_expirations", c.expirations);
     num("cache_invalidations", c.invalidations);

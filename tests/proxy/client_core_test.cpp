@@ -277,7 +277,7 @@ TEST_CASE("core: the output limit is checked as each reply is queued, not after 
     core_fixture f;
     f.settings.output_buffer_limit = 100;
     std::string pipeline;
-    for (int i = 0; i < 10; ++i) pipeline += cmd({"GET", "big"});
+    for (int i = 0; i < 10; ++i) pipeline += cmd({"GET", "big" + std::to_string(i)});  // ten misses
     CHECK(f.send(pipeline) == next::wait);
     const std::string value(60, 'v');
     std::string reply;
@@ -436,4 +436,56 @@ TEST_CASE("core: an MGET whose fetch fails answers the error, once", "[proxy][co
     CHECK(f.out() == "-ERR backend unavailable: Connection reset by peer\r\n+PONG\r\n");
     CHECK(f.core->in_flight() == 0);
     CHECK_FALSE(f.cached("b"));
+}
+
+TEST_CASE("core: concurrent misses of one entry share one request; the others get its reply or its error",
+          "[proxy][core][shared]") {
+    core_fixture f;
+    auto other = f.new_core(8);
+    CHECK(f.send(cmd({"GET", "k"})) == next::wait);
+    CHECK(f.send(cmd({"GET", "k"}), *other) == next::wait);
+    CHECK(f.links.shared_link.take_sent() == cmd({"GET", "k"}) + cmd({"PTTL", "k"}));  // one request
+    CHECK(other->in_flight() == 1);
+    SECTION("the reply") {
+        CHECK(f.answer(f.links.shared_link, "$1\r\nv\r\n:-1\r\n") == next::read);
+        CHECK(f.out() == "$1\r\nv\r\n");
+        CHECK(f.out(*other).empty());  // posted to the other client's thread
+        f.host.run_posted();
+        CHECK(other->advance() == next::read);
+        CHECK(f.out(*other) == "$1\r\nv\r\n");
+        CHECK(f.stats.shared_misses.get() == 1);
+        CHECK(f.stats.backend_errors.get() == 0);
+    }
+    SECTION("the error") {
+        f.links.shared_link.fail("Connection reset by peer");
+        f.host.run_posted();
+        CHECK(other->advance() == next::read);
+        CHECK(f.out(*other) == "-ERR backend unavailable: Connection reset by peer\r\n");
+        CHECK(other->in_flight() == 0);
+    }
+}
+
+TEST_CASE("core: a miss never waits for a request sent before its key was invalidated", "[proxy][core][shared]") {
+    core_fixture f;
+    auto other = f.new_core(8);
+    CHECK(f.send(cmd({"GET", "k"})) == next::wait);
+    f.links.shared_link.take_sent();
+    f.cache.invalidate("k");  // a write of k was acknowledged: the request in flight may predate it
+    CHECK(f.send(cmd({"GET", "k"}), *other) == next::wait);
+    CHECK(f.links.shared_link.take_sent() == cmd({"GET", "k"}) + cmd({"PTTL", "k"}));  // its own request
+    CHECK(f.stats.shared_misses.get() == 0);
+}
+
+TEST_CASE("core: a shared GET's null reaches each client in its own protocol", "[proxy][core][shared]") {
+    core_fixture f;
+    auto other = f.new_core(8);
+    CHECK(f.send(cmd({"HELLO", "3"}), *other) == next::read);
+    f.out(*other);
+    CHECK(f.send(cmd({"GET", "gone"})) == next::wait);
+    CHECK(f.send(cmd({"GET", "gone"}), *other) == next::wait);
+    CHECK(f.answer(f.links.shared_link, "$-1\r\n:-2\r\n") == next::read);
+    CHECK(f.out() == "$-1\r\n");
+    f.host.run_posted();
+    other->advance();
+    CHECK(f.out(*other) == "_\r\n");
 }

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -112,6 +113,19 @@ public:
     // min(now + ttl, key_expires_at). Replaces any entry of the same key. Returns whether it was inserted.
     bool fill(const key& k, fill_token token, std::string_view reply, millis now,
               millis key_expires_at = INT64_MAX);
+
+    // ---- Sharing a miss: concurrent misses of one entry cause one backend request. ----
+    // Called with the shared fill's reply (the client's reply bytes, an error's included: one copy for
+    // every waiter) and whether the backend answered; on the thread that ended the fill, outside every lock.
+    using fill_waiter = std::function<void(const std::shared_ptr<const std::string>& reply, bool answered)>;
+    // Makes the fill that `token` announced the one later misses of `k` may wait for; returns its id
+    // (0: `k` cannot be cached). Waiters of an earlier fill of `k` that was invalidated move to it.
+    std::uint64_t share_fill(const key& k, fill_token token);
+    // Waits for the shared fill of `k` in flight, if nothing invalidated or flushed `k` since it began:
+    // true, and `w` will be called once. False: the caller fetches the entry itself.
+    bool join_fill(const key& k, fill_waiter& w);
+    // The shared fill `id` of `k` has its reply: every waiter is called, here.
+    void end_fill(const key& k, std::uint64_t id, std::string_view reply, bool answered);
 
     // Removes `name` in every database and makes in-flight fills of it fail.
     void invalidate(std::string_view name, std::uint64_t hash);

@@ -53,6 +53,9 @@ public:
     // The same on a link of the caller's (an AUTH's own connection), in whatever database it is in.
     void send_on(backend::link& l, pending& p, std::string_view bytes, std::uint32_t replies,
                  std::chrono::milliseconds timeout);
+    // `p` (already in the reply queue) waits for a reply that comes another way (a shared fill): it is
+    // in flight all the same, until answered.
+    void waiting(pending& p);
     // `p` has all its replies (pending::complete ran): the bookkeeping of what is in flight.
     void answered(pending& p);
     std::size_t in_flight() const noexcept { return in_flight_; }

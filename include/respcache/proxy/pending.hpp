@@ -41,6 +41,7 @@ public:
     // A tracking client's write of a key it tracks: its reply waits until the channel has brought that
     // key's invalidation, which follows the reply as it does from Redis.
     bool await_echo = false;
+    bool keep_reply = false;         // the reply is kept even for a client that is gone (others wait for it)
 
     // Every reply is in, or the link failed: the kind's own work, before the reply moves on.
     virtual void complete() {}
@@ -52,6 +53,8 @@ protected:
     virtual void trailing_reply(std::size_t /*index*/, std::string_view /*bytes*/) {}
     // The link failed: kinds that filled something may need to undo it.
     virtual void failed() {}
+    // The reply came by another way than this request's own link (another client's shared fill).
+    void deliver(std::string_view bytes, bool answered);
 
 private:
     void finish();

@@ -40,6 +40,7 @@ public:
 private:
     class fill_request;
     class many_request;
+    class shared_wait;
 
     // Whether the cache may be used for `k` now: nullopt to wait for a barrier, else whether hits may be served.
     std::optional<bool> may_hit(const cache::key& k, bool& cacheable);
@@ -48,6 +49,8 @@ private:
     // A hit for `k` appended to the reply queue (a missing key's null in the client's protocol).
     bool lookup(const cache::key& k, const command::read_policy& policy);
     void fill(const cache::key& k, const command::read_policy& policy);
+    // Waits for another client's fill of `k` in flight, if there is one still good: true.
+    bool join(const cache::key& k, const command::read_policy& policy);
     // The start of a tracked request on the shared link: its prelude in request_, its ticket and reply count.
     std::uint32_t begin_tracked(coherence::fill_ticket& ticket, coherence::link_tracking*& tracking);
     std::size_t lookup_each(command::args_view args, bool hits_allowed);
@@ -58,6 +61,7 @@ private:
     coherence::read_gate gate_;
     slot_pool<fill_request> fills_;
     slot_pool<many_request> manys_;
+    slot_pool<shared_wait> waits_;
     std::string request_;  // a miss's request, reused
     std::string variant_;  // the variant of the read being served
     std::vector<std::string_view> names_;  // an MGET's command, reused
