@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import RespError, scaled, wait_until
-from opslib import proxy_int
+from opslib import proxy_info, proxy_int
 
 # Values must differ from what Redis holds after the direct DEL, or the check proves nothing.
 SEEDED = b"seeded-"
@@ -265,3 +265,40 @@ def test_concurrent_misses_of_one_key_share_one_request(respcache, redis_server,
     assert replies == [b"value" if key_exists else None] * len(clients)
     assert redis_server.get_calls() - before == 1
     assert proxy_int(rc.port, "cache_shared_misses") == len(clients) - 1
+
+
+@pytest.mark.parametrize("invalidation", ["tracking", "ttl"])
+def test_refresh_ahead_keeps_a_hot_key_from_ever_missing(respcache, redis_server, invalidation):
+    """--ttl 1s --refresh-ahead 0.5: a key read every 50 ms for 3 s (three TTLs) misses once, at first;
+    each hit in the second half of its entry's life reads it again in the background."""
+    rc = respcache.start(["--ttl", "1s", "--refresh-ahead", "0.5", "--invalidation", invalidation],
+                         backend=redis_server)
+    r = redis_server.client()
+    r.set("hot", "v0")
+    c = rc.client()
+    before = redis_server.get_calls()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert c.get("hot") == b"v0"
+        time.sleep(0.05)
+    info = proxy_info(rc.port)
+    assert int(info["cache_misses"]) == 1, info
+    refreshes = int(info["cache_refreshes"])
+    assert refreshes >= 2, info  # at least once per TTL after the first
+    assert redis_server.get_calls() - before == 1 + refreshes
+
+
+def test_refresh_ahead_brings_a_direct_write_without_tracking(respcache, redis_server):
+    """With --invalidation ttl a direct write is seen at the latest when a refresh brings it: never later
+    than one TTL, and without a miss."""
+    rc = respcache.start(["--ttl", "1s", "--refresh-ahead", "0.5", "--invalidation", "ttl"], backend=redis_server)
+    r = redis_server.client()
+    r.set("k", "old")
+    c = rc.client()
+    assert c.get("k") == b"old"
+    r.set("k", "new")
+    start = time.monotonic()
+    while c.get("k") != b"new":
+        assert time.monotonic() - start < scaled(1.5), "the direct write was not brought by a refresh"
+        time.sleep(0.05)
+    assert proxy_int(rc.port, "cache_misses") == 1

@@ -39,6 +39,7 @@ client_core::client_core(environment& env, std::shared_ptr<command::client_info>
       tracking_(*this, parts(), fwd_, env.client_tracking),
       alive_(std::make_shared<client_core*>(this)) {
     fwd_.on_untracked_read = [this] { tracking_.untracked(); };
+    fwd_.on_detached_done = [this] { wake_(); };
     fwd_.hears_own_write = [this](const command::owned_effect& e) { return tracking_.hears_own_write(e); };
     state_.set_db(env.settings.start_db);
     state_.now = steady_ms();

@@ -192,6 +192,22 @@ void forwarder::send_on(backend::link& l, pending& p, std::string_view bytes, st
     l.send(bytes, replies, &p, timeout);
 }
 
+void forwarder::send_detached(pending& p, std::string_view bytes, std::uint32_t replies, milliseconds timeout) {
+    backend::link& l = shared_link();
+    l.select(p_.client.db);
+    p.link = &l;
+    p.replies = replies;
+    ++detached_;
+    p_.env.stats.in_flight.add();
+    l.send(bytes, replies, &p, timeout);
+}
+
+void forwarder::detached_done(pending&) {
+    --detached_;
+    p_.env.stats.in_flight.sub();
+    if (on_detached_done) on_detached_done();
+}
+
 void forwarder::waiting(pending& p) {
     p.link = nullptr;
     ++in_flight_;

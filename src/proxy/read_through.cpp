@@ -13,9 +13,9 @@ constexpr std::string_view kNil3 = "_\r\n";
 
 // A miss: [CLIENT TRACKING on ...] [CLIENT CACHING yes] <the read> PTTL key. The reply is the client's
 // in any case; it is inserted if the policy keeps it and coherence allows (tracker::may_fill).
-class read_through::fill_request final : public pending {
+class read_through::fill_request : public pending {
 public:
-    fill_request(slot_home& home, read_through& owner) : pending(home, owner.p_.sink), owner_(owner) {}
+    fill_request(slot_home& home, read_through& owner) : fill_request(home, owner, owner.p_.sink) {}
 
     std::string key;      // the key's name (kept across reuse, for its capacity)
     std::string variant;  // the entry's variant
@@ -37,7 +37,7 @@ public:
 
     void complete() override {
         environment& env = owner_.p_.env;
-        env.stats.miss_latency.record(std::chrono::steady_clock::now() - f.batch_start);
+        if (f.flight != 0) env.stats.miss_latency.record(std::chrono::steady_clock::now() - f.batch_start);
         env.cache.end_fill({f.db, key, f.hash, variant}, f.flight, data, got_reply && !errored);
         if (!f.fill_ok || errored || !got_reply) return;
         if (!f.policy->keeps(data, env.settings.max_value_size.load(std::memory_order_relaxed))) return;
@@ -87,7 +87,30 @@ private:
         return !f.key_missing || owner_.p_.env.settings.cache_missing_keys.load(std::memory_order_relaxed);
     }
 
+protected:
+    fill_request(slot_home& home, read_through& owner, completion_sink& sink) : pending(home, sink), owner_(owner) {}
+
     read_through& owner_;
+};
+
+// Where refreshes end: they were in flight like any request, and go back to their pool.
+class read_through::refresh_sink final : public completion_sink {
+public:
+    explicit refresh_sink(read_through& owner) : owner_(owner) {}
+    void completed(pending& p) override {
+        p.home().give_back(std::unique_ptr<slot>(&p));
+        owner_.fwd_.detached_done(p);
+    }
+    bool discarding() const noexcept override { return true; }
+
+private:
+    read_through& owner_;
+};
+
+// A hit's entry read again before its TTL ends (--refresh-ahead): a fill whose reply goes to no client.
+class read_through::refresh_request final : public fill_request {
+public:
+    refresh_request(slot_home& home, read_through& owner) : fill_request(home, owner, *owner.refreshes_done_) {}
 };
 
 // MGET's keys the cache did not have: [prelude] MGET <those keys> PTTL <each>. Each value is inserted as
@@ -212,7 +235,14 @@ private:
     read_through& owner_;
 };
 
-read_through::read_through(core_parts parts, forwarder& fwd) : p_(parts), fwd_(fwd), fills_(*this), manys_(*this), waits_(*this) {}
+read_through::read_through(core_parts parts, forwarder& fwd)
+    : p_(parts),
+      fwd_(fwd),
+      refreshes_done_(std::make_unique<refresh_sink>(*this)),
+      fills_(*this),
+      refreshes_(*this),
+      manys_(*this),
+      waits_(*this) {}
 
 read_through::~read_through() = default;
 
@@ -261,10 +291,12 @@ std::optional<bool> read_through::may_hit(const cache::key& k, bool& cacheable) 
 bool read_through::lookup(const cache::key& k, const command::read_policy& policy) {
     std::string& out = p_.queue.local_target();
     const std::size_t at = out.size();
-    if (!p_.env.cache.lookup(k, p_.client.now, out)) {
+    bool stale_soon = false;
+    if (!p_.env.cache.lookup(k, p_.client.now, out, &stale_soon)) {
         p_.queue.abandon_local();  // the miss takes a slot of its own
         return false;
     }
+    if (stale_soon) refresh(k, policy, p_.client.raw);
     // A missing key's null, kept once for both protocols.
     if (policy.shape == command::read_policy::form::value && p_.client.proto == resp::protocol::resp3 &&
         std::string_view(out).substr(at) == kNil2)
@@ -298,7 +330,19 @@ std::uint32_t read_through::begin_tracked(coherence::fill_ticket& ticket, cohere
 }
 
 void read_through::fill(const cache::key& k, const command::read_policy& policy) {
-    fill_request& r = p_.queue.push_new(fills_);
+    start_fill(p_.queue.push_new(fills_), k, policy, p_.client.raw, true);
+}
+
+void read_through::refresh(const cache::key& k, const command::read_policy& policy, std::string_view command) {
+    if (!may_fill_now() || fwd_.write_in_flight(k)) return;
+    refresh_request& r = *refreshes_.take().release();  // the link's until refresh_sink gives it back
+    r.keep_reply = true;
+    start_fill(r, k, policy, command, false);
+    p_.env.stats.refreshes.add();
+}
+
+void read_through::start_fill(fill_request& r, const cache::key& k, const command::read_policy& policy,
+                              std::string_view command, bool for_client) {
     r.key.assign(k.name);
     r.variant.assign(k.variant);
     auto& f = r.f;
@@ -306,15 +350,28 @@ void read_through::fill(const cache::key& k, const command::read_policy& policy)
     f.hash = k.hash;
     f.policy = &policy;
     f.token = p_.env.cache.begin_fill(k);
-    f.flight = p_.env.cache.share_fill(k, f.token);
-    r.keep_reply = f.flight != 0;
+    if (for_client) {
+        f.flight = p_.env.cache.share_fill(k, f.token);
+        r.keep_reply = f.flight != 0;
+    }
     f.sent_ms = steady_ms();
     f.batch_start = p_.client.batch_start;
     const std::uint32_t n = begin_tracked(f.ticket, f.tracking);
     r.client_index = n;
-    request_.append(p_.client.raw);
+    request_.append(command);
     resp::write_command(request_, {"PTTL", k.name});
-    fwd_.send(r, request_, n + 2, p_.env.settings.request_timeout());
+    if (for_client)
+        fwd_.send(r, request_, n + 2, p_.env.settings.request_timeout());
+    else
+        fwd_.send_detached(r, request_, n + 2, p_.env.settings.request_timeout());
+}
+
+// A GET entry that an MGET hit is refreshed by a GET of its key.
+void read_through::refresh_value(const cache::key& k) {
+    const command::row* get = command::table::local().find("get");
+    command_scratch_.clear();
+    resp::write_command(command_scratch_, {"GET", k.name});
+    refresh(k, *get->read, command_scratch_);
 }
 
 bool read_through::may_fill_now() const noexcept {
@@ -379,7 +436,9 @@ std::size_t read_through::lookup_each(command::args_view args, bool hits_allowed
     for (std::size_t i = 1; i < args.size(); ++i) {
         const cache::key k = cache::make_key(p_.client.db, args[i]);
         const std::size_t at = found_.size();
-        if (hits_allowed && !fwd_.write_in_flight(k) && p_.env.cache.lookup(k, p_.client.now, found_)) {
+        bool stale_soon = false;
+        if (hits_allowed && !fwd_.write_in_flight(k) && p_.env.cache.lookup(k, p_.client.now, found_, &stale_soon)) {
+            if (stale_soon) refresh_value(k);
             if (p_.client.proto == resp::protocol::resp3 && std::string_view(found_).substr(at) == kNil2)
                 found_.replace(at, kNil2.size(), kNil3);
             found_len_.push_back(static_cast<std::int64_t>(found_.size() - at));

@@ -11,7 +11,7 @@ namespace respcache::server {
 namespace {
 
 struct totals {
-    std::uint64_t commands = 0, hits = 0, misses = 0, shared_misses = 0, forwarded = 0, backend_errors = 0, connections = 0,
+    std::uint64_t commands = 0, hits = 0, misses = 0, shared_misses = 0, refreshes = 0, forwarded = 0, backend_errors = 0, connections = 0,
                   rejected = 0, protocol_errors = 0, output_limit = 0, idle = 0, auth_failures = 0, pinned = 0,
                   in_flight = 0;
 };
@@ -23,6 +23,7 @@ totals sum(services& s) {
         t.hits += st->hits.get();
         t.misses += st->misses.get();
         t.shared_misses += st->shared_misses.get();
+        t.refreshes += st->refreshes.get();
         t.forwarded += st->forwarded.get();
         t.backend_errors += st->backend_errors.get();
         t.connections += st->connections.get();
@@ -125,6 +126,7 @@ void append_metrics(std::string& out, services& s, const totals& t, const cache:
     metric("cache_misses_total", "counter", "Cache lookups that missed (each key of an MGET counts).", d(t.misses));
     metric("cache_shared_misses_total", "counter", "Misses that waited for another client's request of the entry.",
            d(t.shared_misses));
+    metric("cache_refreshes_total", "counter", "Entries read again ahead of their TTL (--refresh-ahead).", d(t.refreshes));
     metric("cache_evictions_total", "counter", "Entries evicted by capacity or max-memory.", d(c.evictions));
     metric("cache_expirations_total", "counter", "Entries expired.", d(c.expirations));
     metric("cache_invalidations_total", "counter", "Entries removed by writes or invalidations.", d(c.invalidations));
@@ -229,6 +231,7 @@ std::string proxy_info_section(services& s) {
     num("cache_misses", t.misses);
     line("cache_hit_ratio", ratio(t.hits, t.misses));
     num("cache_shared_misses", t.shared_misses);
+    num("cache_refreshes", t.refreshes);
     num("cache_evictions", c.evictions);
     num("cache_expirations", c.expirations);
     num("cache_invalidations", c.invalidations);

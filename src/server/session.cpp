@@ -134,7 +134,7 @@ asio::awaitable<void> session::finish() {
         while (write_in_progress_ && !core_.replies().discarding()) co_await wait(false);
     }
     core_.release_links();
-    while (core_.in_flight() > 0) co_await wait(false);
+    while (core_.outstanding() > 0) co_await wait(false);
     stream_->shutdown();
     stream_->close();
 }

@@ -489,3 +489,29 @@ TEST_CASE("core: a shared GET's null reaches each client in its own protocol", "
     other->advance();
     CHECK(f.out(*other) == "_\r\n");
 }
+
+TEST_CASE("core: a hit late in its entry's life reads it again in the background (--refresh-ahead)",
+          "[proxy][core][refresh]") {
+    core_fixture f;
+    f.cache.set_limits({1024, 0, 10'000, 0.5});  // a hit in the last 5 s of a 10 s life refreshes
+    const cache::key k = cache::make_key(0, "hot");
+    f.cache.fill(k, f.cache.begin_fill(k), "$3\r\nold\r\n", proxy::steady_ms() - 6'000);  // 4 s left
+    CHECK(f.send(cmd({"GET", "hot"})) == next::read);
+    CHECK(f.out() == "$3\r\nold\r\n");  // the hit is answered at once
+    CHECK(f.links.shared_link.take_sent() == cmd({"GET", "hot"}) + cmd({"PTTL", "hot"}));
+    CHECK(f.core->in_flight() == 0);  // nothing of the client's waits for it
+    CHECK(f.core->outstanding() == 1);
+    CHECK(f.send(cmd({"GET", "hot"})) == next::read);  // asked once per entry
+    CHECK(f.out() == "$3\r\nold\r\n");
+    CHECK(f.links.shared_link.take_sent().empty());
+    const int wakes = f.wakes;
+    f.links.shared_link.reply("$3\r\nnew\r\n:-1\r\n");
+    CHECK(f.core->outstanding() == 0);
+    CHECK(f.wakes == wakes + 1);
+    CHECK(f.out().empty());  // the refresh's reply is nobody's
+    CHECK(f.send(cmd({"GET", "hot"})) == next::read);
+    CHECK(f.out() == "$3\r\nnew\r\n");
+    CHECK(f.links.shared_link.take_sent().empty());
+    CHECK(f.stats.refreshes.get() == 1);
+    CHECK(f.stats.misses.get() == 0);
+}

@@ -27,7 +27,7 @@ namespace respcache::proxy {
 //
 // Backend replies arrive through the pending requests' callbacks, on this thread, at any time the shell
 // is suspended; each one calls `wake`, after which the shell calls advance() again. The shell must not
-// destroy the core while in_flight() > 0 (the links hold its pending requests).
+// destroy the core while outstanding() > 0 (the links hold its pending requests).
 class client_core final : public command::context, private completion_sink, private tunnel_owner {
 public:
     // What the I/O shell does next.
@@ -37,7 +37,7 @@ public:
         wait,      // replies (or a read barrier) are awaited: wait for wake
         watch,     // wait for wake, and also read the client's bytes as they come (blocked, tunnel)
         proceed,   // a batch is done: write what is ready, then advance() again at once
-        close,     // write what is queued (nothing when discarding), close, then wait for in_flight() == 0
+        close,     // write what is queued (nothing when discarding), close, then wait for outstanding() == 0
     };
 
     client_core(environment& env, std::shared_ptr<command::client_info> info, std::function<void()> wake);
@@ -67,7 +67,10 @@ public:
 
     proxy::mode current_mode() const noexcept { return state_.mode; }
     std::size_t in_flight() const noexcept { return fwd_.in_flight(); }
-    // Lets go of a dedicated link (its requests fail) before the shell waits for in_flight() == 0.
+    // What links still hold of this client: its requests in flight, and the background refreshes its
+    // hits asked for (which wake the shell as they end, but never hold up the client's own requests).
+    std::size_t outstanding() const noexcept { return fwd_.in_flight() + fwd_.detached(); }
+    // Lets go of a dedicated link (its requests fail) before the shell waits for outstanding() == 0.
     void release_links() { fwd_.release(false); }
 
     // ---- command::context ----

@@ -53,6 +53,13 @@ public:
     // The same on a link of the caller's (an AUTH's own connection), in whatever database it is in.
     void send_on(backend::link& l, pending& p, std::string_view bytes, std::uint32_t replies,
                  std::chrono::milliseconds timeout);
+    // `p`, in no reply queue, on the shared link: a request whose reply is no client's (a refresh).
+    // Counted apart from in_flight(); `detached_done` when it has completed.
+    void send_detached(pending& p, std::string_view bytes, std::uint32_t replies, std::chrono::milliseconds timeout);
+    void detached_done(pending& p);
+    std::size_t detached() const noexcept { return detached_; }
+    // Called as each detached request ends (the client's shell may be waiting for the last).
+    std::function<void()> on_detached_done;
     // `p` (already in the reply queue) waits for a reply that comes another way (a shared fill): it is
     // in flight all the same, until answered.
     void waiting(pending& p);
@@ -107,6 +114,7 @@ private:
     std::shared_ptr<backend::link> retained_;  // a tracking client's dedicated link, kept between uses
     std::uint64_t retained_epoch_ = 0;         // the channel epoch its tracking redirects to
     std::size_t in_flight_ = 0;
+    std::size_t detached_ = 0;
     std::vector<const command::owned_effect*> writes_;  // effects of the writes not yet answered
     command::cache_effect effect_scratch_;
     std::string request_scratch_;

@@ -41,6 +41,8 @@ private:
     class fill_request;
     class many_request;
     class shared_wait;
+    class refresh_request;
+    class refresh_sink;
 
     // Whether the cache may be used for `k` now: nullopt to wait for a barrier, else whether hits may be served.
     std::optional<bool> may_hit(const cache::key& k, bool& cacheable);
@@ -49,6 +51,12 @@ private:
     // A hit for `k` appended to the reply queue (a missing key's null in the client's protocol).
     bool lookup(const cache::key& k, const command::read_policy& policy);
     void fill(const cache::key& k, const command::read_policy& policy);
+    // A hit past --refresh-ahead of its entry's life: `command` sent again in the background, its reply
+    // replacing the entry and going to no client.
+    void refresh(const cache::key& k, const command::read_policy& policy, std::string_view command);
+    void refresh_value(const cache::key& k);
+    void start_fill(fill_request& r, const cache::key& k, const command::read_policy& policy, std::string_view command,
+                    bool for_client);
     // Waits for another client's fill of `k` in flight, if there is one still good: true.
     bool join(const cache::key& k, const command::read_policy& policy);
     // The start of a tracked request on the shared link: its prelude in request_, its ticket and reply count.
@@ -59,13 +67,16 @@ private:
     core_parts p_;
     forwarder& fwd_;
     coherence::read_gate gate_;
+    std::unique_ptr<refresh_sink> refreshes_done_;
     slot_pool<fill_request> fills_;
+    slot_pool<refresh_request> refreshes_;
     slot_pool<many_request> manys_;
     slot_pool<shared_wait> waits_;
     std::string request_;  // a miss's request, reused
     std::string variant_;  // the variant of the read being served
     std::vector<std::string_view> names_;  // an MGET's command, reused
     std::string found_;                    // an MGET's hits, reused
+    std::string command_scratch_;          // a refresh's GET
     std::vector<std::int64_t> found_len_;
 };
 

@@ -59,6 +59,7 @@ struct thread_stats {
     counter hits;                 // cache lookups that hit (a key of a cached read; an MGET looks up each)
     counter misses;               // cache lookups that missed (the key was read from the backend)
     counter shared_misses;        // misses that waited for another client's request of the same entry
+    counter refreshes;            // entries read again ahead of their TTL (--refresh-ahead)
     counter forwarded;            // other commands sent to the backend
     counter backend_errors;       // requests answered "backend unavailable"
     counter connections;          // clients accepted
