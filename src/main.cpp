@@ -25,6 +25,7 @@
 #include "respcache/server/metrics_server.hpp"
 #include "respcache/server/services.hpp"
 #include "respcache/server/worker.hpp"
+#include "respcache/server/warm_start.hpp"
 
 namespace asio = boost::asio;
 using namespace respcache;
@@ -308,6 +309,9 @@ int main(int argc, char** argv) {
     std::optional<server::metrics_server> metrics;
     if (!open_metrics(metrics, main_io, cfg, svc)) return 1;
 
+    std::unique_ptr<server::warm_start> warm;
+    if (!cfg.warm_file.empty()) warm = std::make_unique<server::warm_start>(*workers[0], svc);
+
     shutdown_sequence shutdown(workers, svc, *listener, loader, inval.get(), guards);
     asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);
     std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
@@ -318,11 +322,13 @@ int main(int argc, char** argv) {
             return;
         }
         if (metrics) metrics->stop();
+        if (warm) warm->stop();  // and saves it: the cache is flushed when the invalidation channel closes
         shutdown.begin(sig == SIGINT ? "SIGINT" : "SIGTERM");
     };
     signals.async_wait(on_signal);
 
     start_services(workers, inval.get(), inval_io, loader, metrics, *listener);
+    if (warm) asio::post(main_io, [&warm] { warm->start(); });
     const auto bound = listener->local_endpoint();
     warn_if_exposed(cfg);
     log_started(cfg, bound, cache, metrics);

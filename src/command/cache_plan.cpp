@@ -196,6 +196,50 @@ void reply_variant(resp::protocol proto, std::string_view name, args_view args, 
 }
 
 namespace {
+// Reads one length-prefixed piece of a variant (see append_length); false at the end or if malformed.
+bool next_piece(std::string_view& in, std::string_view& piece) {
+    std::size_t len = 0;
+    for (int shift = 0;; shift += 7) {
+        if (in.empty() || shift > 28) return false;
+        const auto b = static_cast<unsigned char>(in.front());
+        in.remove_prefix(1);
+        len |= static_cast<std::size_t>(b & 0x7F) << shift;
+        if ((b & 0x80) == 0) break;
+    }
+    if (len > in.size()) return false;
+    piece = in.substr(0, len);
+    in.remove_prefix(len);
+    return true;
+}
+}  // namespace
+
+std::optional<entry_read> read_of_entry(const cache_plan& plan, std::string_view name, std::string_view variant) {
+    entry_read out;
+    if (variant.empty()) {
+        if (!plan.caches_get() && !plan.caches_mget()) return std::nullopt;
+        out.args = {"GET", std::string(name)};
+        return out;
+    }
+    const auto proto = static_cast<resp::protocol>(variant.front());
+    if (proto != resp::protocol::resp2 && proto != resp::protocol::resp3) return std::nullopt;
+    out.proto = proto;
+    variant.remove_prefix(1);
+    std::string_view command;
+    if (!next_piece(variant, command) || command.empty()) return std::nullopt;
+    std::vector<std::string_view> args{command.substr(0, command.find('|'))};
+    for (std::string_view piece; !variant.empty();) {
+        if (!next_piece(variant, piece)) return std::nullopt;
+        args.push_back(piece);
+    }
+    const command_info* info = plan.table() != nullptr ? plan.table()->find(args) : nullptr;
+    const read_policy* policy = plan.find(info);
+    if (policy == nullptr || info->name != command || policy->key_index > args.size()) return std::nullopt;
+    args.insert(args.begin() + policy->key_index, name);
+    for (auto a : args) out.args.emplace_back(a);
+    return out;
+}
+
+namespace {
 constexpr std::size_t kSlots = kCachedCommandSlots;
 
 struct slot_registry {

@@ -67,6 +67,15 @@ bool services::password_matches(std::string_view password) const {
 }
 
 bool services::ready(std::string& why) const {
+    if (!backend_ready(why)) return false;
+    if (warming_.load(std::memory_order_acquire)) {
+        why = "warming the cache from --warm-file";
+        return false;
+    }
+    return true;
+}
+
+bool services::backend_ready(std::string& why) const {
     const int total = health_.connections.load();
     const int up = health_.up.load();
     if (total == 0 || up < total) {

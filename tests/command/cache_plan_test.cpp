@@ -138,3 +138,32 @@ TEST_CASE("cache plan: per-command statistics slots are stable", "[command][plan
     CHECK(cmd::stat_name(s) == "hgetall");
     CHECK(cmd::stat_name(0) == "other");
 }
+
+TEST_CASE("cache plan: an entry's read is rebuilt from its key and variant", "[command][plan]") {
+    using respcache::resp::protocol;
+    const auto plan = cmd::cache_plan::build(redis7_catalog(), spec("default,+object|encoding"));
+    auto round_trip = [&](protocol proto, const sv_list& args, std::size_t key_index) {
+        std::string variant;
+        const cmd::command_info* info = plan->table()->find(args);
+        REQUIRE(info != nullptr);
+        cmd::reply_variant(proto, info->name, args, key_index, variant);
+        return cmd::read_of_entry(*plan, args[key_index], variant);
+    };
+    auto lrange = round_trip(protocol::resp3, {"LRANGE", "l", "0", "-1"}, 1);
+    REQUIRE(lrange);
+    CHECK(lrange->proto == protocol::resp3);
+    CHECK(lrange->args == std::vector<std::string>{"lrange", "l", "0", "-1"});
+    auto encoding = round_trip(protocol::resp2, {"OBJECT", "ENCODING", "k"}, 2);
+    REQUIRE(encoding);
+    CHECK(encoding->args == std::vector<std::string>{"object", "ENCODING", "k"});
+    auto get = cmd::read_of_entry(*plan, "k", "");
+    REQUIRE(get);
+    CHECK(get->args == std::vector<std::string>{"GET", "k"});
+    // Not a variant, or a command no longer cached: nothing.
+    CHECK_FALSE(cmd::read_of_entry(*plan, "k", std::string_view("\x02\x09lrange", 8)));
+    CHECK_FALSE(cmd::read_of_entry(*plan, "k", std::string_view("\x07\x01x", 3)));
+    const auto narrow = cmd::cache_plan::build(redis7_catalog(), spec("get"));
+    std::string variant;
+    cmd::reply_variant(protocol::resp2, "lrange", sv_list{"LRANGE", "l", "0", "1"}, 1, variant);
+    CHECK_FALSE(cmd::read_of_entry(*narrow, "l", variant));
+}

@@ -127,6 +127,15 @@ public:
     // The shared fill `id` of `k` has its reply: every waiter is called, here.
     void end_fill(const key& k, std::uint64_t id, std::string_view reply, bool answered);
 
+    // The keys of the most recently used entries, at most `max` (the most recent of each shard, an equal
+    // share from each), without their replies. O(max) under each shard's lock in turn.
+    struct saved_key {
+        std::uint32_t db;
+        std::string name;
+        std::string variant;
+    };
+    std::vector<saved_key> hottest(std::size_t max) const;
+
     // Removes `name` in every database and makes in-flight fills of it fail.
     void invalidate(std::string_view name, std::uint64_t hash);
     void invalidate(std::string_view name) { invalidate(name, hash_name(name)); }

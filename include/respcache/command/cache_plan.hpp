@@ -72,6 +72,15 @@ private:
 void reply_variant(resp::protocol proto, std::string_view name, args_view args, std::size_t key_index,
                    std::string& out);
 
+// The read that fills the entry of key `name` with `variant` (as reply_variant made it; empty: GET's
+// entry), rebuilt under `plan`: its arguments and its client's protocol. nullopt if the variant is not
+// well formed or names a command `plan` does not cache.
+struct entry_read {
+    resp::protocol proto = resp::protocol::resp2;
+    std::vector<std::string> args;
+};
+std::optional<entry_read> read_of_entry(const cache_plan& plan, std::string_view name, std::string_view variant);
+
 // The slot of a cached command in the per-command statistics (thread_stats::cached_commands):
 // process-wide, stable, append-only; slot 0 gathers what does not fit. GET is slot 1, MGET slot 2.
 std::size_t stat_slot(std::string_view name);

@@ -55,6 +55,10 @@ public:
     // Ready to serve: every shared backend connection is up, and the invalidation channel is live (when
     // tracking is wanted). `why` says what is missing.
     bool ready(std::string& why) const;
+    // The same but for the warm start: the backend and the invalidation channel are up.
+    bool backend_ready(std::string& why) const;
+    // A warm start is fetching the saved reads: not ready until it is done (or has given up).
+    void set_warming(bool on) noexcept { warming_.store(on, std::memory_order_release); }
 
     // The backend's command table, and the cache plan made of it and --cache-commands (which owns it).
     // Each thread keeps its own copy and refreshes it when the version moves.
@@ -87,6 +91,7 @@ private:
     proxy::settings settings_;
     backend_health health_;
     std::string password_;  // GUARDED_BY(mu_)
+    std::atomic<bool> warming_{false};
     std::function<void()> refresher_;  // set once before the io threads start
     coherence::tracker coherence_;
     command::client_registry clients_;
