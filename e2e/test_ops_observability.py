@@ -310,3 +310,30 @@ def test_json_log_and_rate_limited_connection_errors(respcache, redis_server):
             assert isinstance(r.get(field), str) and r[field], (field, r)
         assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", r["time"]), r
     assert any(r["message"] == "respcache started" and r["port"] == rc.port for r in all_records)
+
+
+def test_per_command_figures_and_hot_keys_in_info_and_metrics(respcache, redis_server):
+    rc, mport = start_with_metrics(respcache, redis_server)
+    r = redis_server.client()
+    r.set("hot", "1")
+    r.hset("h", "f", "v")
+    r.set("odd,key=\n", "x")
+    c = rc.client()
+    for i in range(400):
+        assert c.get("hot") == b"1"
+        if i % 4 == 0:
+            assert c.hget("h", "f") == b"v"
+            assert c.get("odd,key=\n") == b"x"
+    info = proxy_info(rc.port)
+    assert info["cached_get"] == "hits=498,misses=2,partial=0"
+    assert info["cached_hget"] == "hits=99,misses=1,partial=0"
+    assert "hgetall" in info["cached_commands"].split(",")
+    assert info["hot_key_1"].startswith("db=0,key=hot,reads="), info
+    # Sampled: one read in 16 at random, so an estimate; 400 reads are far more than the others' 100.
+    assert 200 <= int(info["hot_key_1"].split("reads=")[1]) <= 800
+    odd = [v for k, v in info.items() if k.startswith("hot_key_") and "odd" in v]
+    assert odd == [] or odd[0].startswith("db=0,key=odd\\x2ckey\\x3d\\x0a,reads="), odd
+    m = metrics(mport)
+    assert m.value("respcache_cached_command_hits_total", command="get") == 498
+    assert m.value("respcache_cached_command_misses_total", command="hget") == 1
+    assert m.value("respcache_hot_key_reads", rank="1", db="0", key="hot") == int(info["hot_key_1"].split("reads=")[1])

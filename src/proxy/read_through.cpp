@@ -261,6 +261,7 @@ read_through::outcome read_through::serve(command::args_view args, const command
     else
         variant_.clear();
     const cache::key k = cache::make_key(p_.client.db, args[policy.key_index], variant_);
+    p_.env.stats.hot.read(k.db, k.name);
     bool cacheable = false;
     const std::optional<bool> hits = may_hit(k, cacheable);
     if (!hits) return outcome::wait_barrier;
@@ -435,6 +436,7 @@ std::size_t read_through::lookup_each(command::args_view args, bool hits_allowed
     std::size_t hits = 0;
     for (std::size_t i = 1; i < args.size(); ++i) {
         const cache::key k = cache::make_key(p_.client.db, args[i]);
+        p_.env.stats.hot.read(k.db, k.name);
         const std::size_t at = found_.size();
         bool stale_soon = false;
         if (hits_allowed && !fwd_.write_in_flight(k) && p_.env.cache.lookup(k, p_.client.now, found_, &stale_soon)) {

@@ -61,6 +61,28 @@ std::vector<command_totals> per_command(services& s) {
     return out;
 }
 
+// The hottest keys of every io thread together.
+std::vector<hot_keys::key_count> hottest(services& s) {
+    std::vector<const hot_keys*> all;
+    for (const thread_stats* st : s.all_stats()) all.push_back(&st->hot);
+    return hot_keys::top(all, 10);
+}
+
+// A key name as INFO shows it: printable ASCII as is, but ',', '=', a backslash and any other byte as \xHH.
+std::string printable(std::string_view name) {
+    std::string out;
+    for (unsigned char c : name) {
+        if (c > 32 && c < 127 && c != ',' && c != '=' && c != '\\') {
+            out.push_back(static_cast<char>(c));
+        } else {
+            char buf[5];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        }
+    }
+    return out;
+}
+
 std::string backend_state(services& s) {
     const int total = s.health().connections.load();
     const int up = s.health().up.load();
@@ -264,6 +286,10 @@ std::string proxy_info_section(services& s) {
     for (const auto& r : per_command(s))
         line(("cached_" + r.name).c_str(), "hits=" + std::to_string(r.hits) + ",misses=" + std::to_string(r.misses) +
                                                ",partial=" + std::to_string(r.partial));
+    int rank = 0;
+    for (const auto& k : hottest(s))
+        line(("hot_key_" + std::to_string(++rank)).c_str(),
+             "db=" + std::to_string(k.db) + ",key=" + printable(k.name) + ",reads=" + std::to_string(k.reads));
     return out;
 }
 
@@ -276,6 +302,15 @@ std::string prometheus_text(services& s) {
     out += "# TYPE respcache_request_duration_seconds histogram\n";
     for (const char* result : {"hit", "miss"}) append_latency_histogram(out, s, result);
     append_command_metrics(out, s);
+    out += "# HELP respcache_hot_key_reads Estimated reads of the most read keys (sampled).\n"
+           "# TYPE respcache_hot_key_reads gauge\n";
+    int rank = 0;
+    for (const auto& k : hottest(s)) {
+        std::string label;
+        for (char c : printable(k.name)) label += c == '\\' ? "\\\\" : std::string(1, c);  // \ escaped
+        out += "respcache_hot_key_reads{rank=\"" + std::to_string(++rank) + "\",db=\"" + std::to_string(k.db) +
+               "\",key=\"" + label + "\"} " + std::to_string(k.reads) + "\n";
+    }
     return out;
 }
 

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdint>
 
+#include "respcache/util/hot_keys.hpp"
+
 namespace respcache {
 
 // A counter written by one thread only (its owner) and read by any: a relaxed load and store, no
@@ -73,6 +75,7 @@ struct thread_stats {
     latency_histogram hit_latency;   // from the read that brought a GET to its cached reply
     latency_histogram miss_latency;  // from the read that brought a GET to the backend's reply
     std::array<command_counts, kCachedCommandSlots> cached_commands;
+    hot_keys hot;  // the keys of cached reads, sampled
 };
 
 }  // namespace respcache
