@@ -26,6 +26,7 @@ import io
 import json
 import os
 import platform
+import random
 import re
 import resource
 import shlex
@@ -46,6 +47,8 @@ REPO = Path(__file__).resolve().parent.parent
 KEYS = 100_000           # distinct keys of the throughput scenarios (redis-benchmark -r 100000)
 VALUE_SIZE = 100         # bytes per value (redis-benchmark -d 100)
 KEY_LEN = 16             # "key:" + 12 digits, redis-benchmark's __rand_int__ names
+HASH_KEYS = 1000         # hashes of the HGETALL scenario (redis-benchmark -r 1000)
+HASH_FIELDS = 50         # fields per hash, 10-byte values
 CACHE_TTL = "3600s"      # long enough that nothing expires during a run (hit scenarios stay hits)
 
 
@@ -78,6 +81,33 @@ def key_name(i: int) -> bytes:
 
 def seed_value(i: int) -> bytes:
     return (key_name(i) + b":").ljust(VALUE_SIZE, b"v")
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """Keys seeded directly in Redis, named `prefix` + i in 12 digits as redis-benchmark's __rand_int__
+    (with -r count) writes them, 0 <= i < count."""
+    prefix: bytes
+    count: int
+    write: Callable[[int], bytes]                  # the encoded command seeding key i
+    read: Optional[Callable[[int], bytes]] = None  # the encoded read that caches key i (warming)
+    value: Optional[Callable[[int], object]] = None  # what that read answers
+
+    def name(self, i: int) -> bytes:
+        return b"%s%012d" % (self.prefix, i)
+
+
+def hash_fields(i: int) -> List[bytes]:
+    return [x for j in range(HASH_FIELDS) for x in (b"f:%02d" % j, b"v:%08d" % (i * HASH_FIELDS + j))]
+
+
+STRINGS = KeySet(b"key:", KEYS, lambda i: encode(b"SET", key_name(i), seed_value(i)),
+                 lambda i: encode(b"GET", key_name(i)), seed_value)
+HASHES = KeySet(b"h:", HASH_KEYS, lambda i: encode(b"HSET", HASHES.name(i), *hash_fields(i)),
+                lambda i: encode(b"HGETALL", HASHES.name(i)), hash_fields)
+# One byte longer than the `smallvalues` instance's --max-value-size: served, never cached (MGET half hits).
+UNCACHED = KeySet(b"big:", KEYS, lambda i: encode(b"SET", UNCACHED.name(i),
+                                                  (UNCACHED.name(i) + b":").ljust(VALUE_SIZE + 1, b"v")))
 
 
 class Conn:
@@ -393,12 +423,13 @@ class Procs:
 RB_FIELDS = ["rps", "avg_ms", "min_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"]
 
 
+# --csv before `args`: everything after a custom command's name (HGETALL h:__rand_int__) is part of it.
 def rb_argv(port: int, args: Sequence[str]) -> List[str]:
-    return ["redis-benchmark", "-h", HOST, "-p", str(port), *args, "--csv"]
+    return ["redis-benchmark", "-h", HOST, "-p", str(port), "--csv", *args]
 
 
 def rb_template(args: Sequence[str]) -> str:
-    return " ".join(["redis-benchmark", "-h", HOST, "-p", "<port>", *(shlex.quote(a) for a in args), "--csv"])
+    return " ".join(["redis-benchmark", "-h", HOST, "-p", "<port>", "--csv", *(shlex.quote(a) for a in args)])
 
 
 def rb_parse(out: str, test: str) -> Dict[str, float]:
@@ -406,6 +437,18 @@ def rb_parse(out: str, test: str) -> Dict[str, float]:
         if row and row[0] == test and len(row) >= 8:
             return dict(zip(RB_FIELDS, (float(x) for x in row[1:8])))
     raise RuntimeError(f"no CSV row for {test} in redis-benchmark output: {out.strip()[-300:]!r}")
+
+
+def rb_clients(args: Sequence[str]) -> int:
+    """redis-benchmark's connections (-c) in `args` (its default: 50)."""
+    return int(args[args.index("-c") + 1]) if "-c" in args else 50
+
+
+def split_by_clients(n: int, parts: Sequence[Sequence[str]]) -> List[int]:
+    """Requests (-n) of each of several redis-benchmark processes run at once for n in all, in proportion
+    to their clients."""
+    clients = [rb_clients(a) for a in parts]
+    return [n * c // sum(clients) for c in clients]
 
 
 def rb_start(port: int, args: Sequence[str]) -> subprocess.Popen:
@@ -446,6 +489,34 @@ def rb_run(port: int, args: Sequence[str], test: str, timeout: float,
     if during is not None:
         r["during"] = seen
     return r
+
+
+def rb_together(port: int, runs: Sequence[tuple], timeout: float) -> Dict:
+    """Several redis-benchmark runs (args, test) at once on one target, each to its end. Returns their
+    results, each with the seconds from the common start to its own end, and the wall time of all."""
+    t0 = time.monotonic()
+    procs: List[subprocess.Popen] = []
+    try:
+        for args, _ in runs:
+            procs.append(rb_start(port, args))
+        ends: List[Optional[float]] = [None] * len(procs)
+        while None in ends:  # --csv prints nothing until the end: the pipes need no reading meanwhile
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"redis-benchmark runs still going after {timeout:g}s")
+            for i, p in enumerate(procs):
+                if ends[i] is None and p.poll() is not None:
+                    ends[i] = round(time.monotonic() - t0, 3)
+            time.sleep(0.005)
+        results = [rb_finish(p, test, timeout) for p, (_, test) in zip(procs, runs)]
+    except BaseException:
+        for p in procs:  # by pid, as rb_finish does
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        raise
+    for r, end in zip(results, ends):
+        r["seconds"] = end
+    return {"runs": results, "seconds": max(ends)}
 
 
 RESP3_LINE = re.compile(rb"(?:^| )resp=3(?: |$)")
@@ -506,10 +577,44 @@ class Scenario:
     set_args: List[str] = field(default_factory=list)  # mix: the SET half
     resp3: bool = False      # redis-benchmark -3 (HELLO 3 on every connection); args include "-3"
     resp2_twin: Optional[str] = None  # the RESP2 scenario with the same load (CPU cost comparison)
+    keys: KeySet = STRINGS   # what warming reads through respcache
+    seeds: tuple = ()        # key sets seeded in Redis for this scenario (STRINGS always is)
+    hit_ratio_expected: Optional[float] = None  # a partial-hit scenario's ratio by construction (checked)
+    parts: List[List[str]] = field(default_factory=list)  # mode together: redis-benchmark args of each process
+
+    @property
+    def command(self) -> str:
+        """The Redis command the load sends (its INFO commandstats entry)."""
+        return self.test.split()[0].lower()
+
+    @property
+    def lookups(self) -> int:
+        """Cache lookups per request: one per key (respcache looks up each key of an MGET)."""
+        return max(1, self.test.count("__rand_int__"))
 
 
 COMMON = ["-r", str(KEYS), "-d", str(VALUE_SIZE)]
 RESPCACHE, REDIS, TWEM = "respcache", "Redis direct", "twemproxy"
+
+
+def custom_load(r: int, *command: str) -> Dict:
+    """A Scenario's args and test for a command of redis-benchmark's own (50 clients): each __rand_int__
+    becomes a key number below r, drawn independently; the CSV row is named by the command line."""
+    return {"args": ["-c", "50", "-r", str(r), *command], "test": " ".join(command)}
+
+
+# The Zipf-like mix: (-r, clients) of redis-benchmark processes running at once, requests in proportion
+# to clients. Nested uniform ranges over the seeded keys: the most requested 100 / 1k / 10k keys get
+# 42 / 62 / 82% of the requests, as with a Zipf law of exponent 1 over 100k keys (43 / 62 / 81%).
+ZIPF_TIERS = [(100, 20), (1_000, 10), (10_000, 10), (KEYS, 10)]
+ZIPF_CAPACITY = KEYS // 10
+
+
+def zipf_top_share(m: int) -> float:
+    """The share of the mix's requests that go to its m most requested keys (m = ZIPF_CAPACITY: the hit
+    ratio of a cache always holding the most requested keys)."""
+    clients = sum(c for _, c in ZIPF_TIERS)
+    return sum(c / clients * min(m, r) / r for r, c in ZIPF_TIERS)
 
 
 def three(instance: str) -> List[Target]:
@@ -591,6 +696,45 @@ def scenarios() -> List[Scenario]:
                  "1000 concurrent connections, one request in flight each.",
                  "rps", ["-t", "get", "-c", "1000", *COMMON], warm=True, expect_hits=True,
                  targets=three("main"), ratio_pairs=THREE_RATIOS),
+        Scenario("hgetall_hits", "HGETALL hits, 50-field hashes, 50 clients",
+                 f"HGETALL of random hashes among {HASH_KEYS:,} (h:000000000000 ..., redis-benchmark "
+                 f"-r {HASH_KEYS}), each of {HASH_FIELDS} fields f:00 ... of 10-byte values, seeded directly "
+                 "in Redis; all cached in respcache (every hash read once through it before each run, each "
+                 "reply checked). 50 connections, one request in flight each.",
+                 "rps", **custom_load(HASH_KEYS, "HGETALL", "h:__rand_int__"), warm=True, expect_hits=True,
+                 keys=HASHES, seeds=(HASHES,), targets=three("main"), ratio_pairs=THREE_RATIOS),
+        Scenario("mget10_hits", "MGET of 10 keys, all hits, 50 clients",
+                 "MGET of 10 random keys among 100k (each drawn independently), all cached in respcache "
+                 "by the GET warming: respcache serves an MGET key by key from GET entries. Its hit ratio "
+                 "counts the keys.",
+                 "rps", **custom_load(KEYS, "MGET", *["key:__rand_int__"] * 10), warm=True,
+                 expect_hits=True, targets=three("main"), ratio_pairs=THREE_RATIOS),
+        Scenario("mget10_half", "MGET of 10 keys, half hits, 50 clients",
+                 f"MGET of 5 random keys key:... (100-byte values, cached by the GET warming) alternating "
+                 f"with 5 random keys big:... (100k more keys seeded in Redis, {VALUE_SIZE + 1}-byte values) "
+                 f"against a respcache with --max-value-size {VALUE_SIZE}: a big: key is served but never "
+                 "cached, so each of its reads stays a miss that goes to Redis with its fill request and "
+                 "whose fill is refused, for the whole run and every round (a key missing in Redis would "
+                 "be negative-cached after one read; a cache too small for the key space would lose the "
+                 "hot keys too). The hit ratio (of keys) is 50% by construction and checked.",
+                 "rps", **custom_load(KEYS, "MGET", *["key:__rand_int__", "big:__rand_int__"] * 5),
+                 warm=True, hit_ratio_expected=0.5, seeds=(UNCACHED,), targets=three("smallvalues"),
+                 ratio_pairs=THREE_RATIOS),
+        Scenario("zipf", "GET, Zipf-like skew, cache 10% of the keys",
+                 f"{len(ZIPF_TIERS)} redis-benchmark GET processes at once on the target, "
+                 + ", ".join(f"{c} clients on -r {r}" for r, c in ZIPF_TIERS)
+                 + " (50 clients): the most requested 100 / 1k / 10k keys get "
+                 + " / ".join(f"{zipf_top_share(m) * 100:.0f}" for m in (100, 1_000, 10_000))
+                 + f"% of the requests, about a Zipf law of exponent 1 over the 100k keys. Each process does a fixed "
+                 f"number of requests in proportion to its clients, so every target serves the same "
+                 f"mixture; the figure is all requests / the time until the last process ended. respcache "
+                 f"runs with --capacity {ZIPF_CAPACITY} (10% of the keys) and is warmed before each run by "
+                 f"the same mixture (a third of the requests, not measured); its hit ratio is measured "
+                 f"(a cache always holding the {ZIPF_CAPACITY:,} most requested keys would reach "
+                 f"{zipf_top_share(ZIPF_CAPACITY) * 100:.1f}%).",
+                 "together", ["-t", "get", "-c", "50", *COMMON], warm=True,
+                 parts=[["-t", "get", "-c", str(c), "-r", str(r), "-d", str(VALUE_SIZE)] for r, c in ZIPF_TIERS],
+                 targets=three("zipf"), ratio_pairs=THREE_RATIOS),
         Scenario("scaling", "GET hits, --threads 2 vs --threads 1",
                  "The hit scenario (50 clients) against respcache with 2 io threads and with 1; the "
                  "ratio is threads 2 / threads 1. redis-benchmark itself needs most of one core.",
@@ -648,6 +792,7 @@ class Bench:
         self.duration = opts.duration if opts.duration else (1.0 if opts.quick else 3.0)
         self.calibrated: Dict[str, int] = {}
         self.bench_payload: Optional[bytes] = None  # the value redis-benchmark's SET writes
+        self.seeded: Dict[bytes, int] = {}  # KeySet prefix -> keys seeded in Redis
         self.twem_resp3: Optional[Dict] = None  # the probe of twemproxy with redis-benchmark -3
 
     # ----- instances, started lazily and restarted (loudly) if one died
@@ -658,6 +803,8 @@ class Bench:
         "threads1": ["--capacity", "200000", "--ttl", CACHE_TTL, "--threads", "1"],
         "ttlmode": ["--capacity", "200000", "--ttl", CACHE_TTL, "--invalidation", "ttl"],
         "strict": ["--capacity", "200000", "--ttl", CACHE_TTL, "--consistency", "strict"],
+        "smallvalues": ["--capacity", "200000", "--ttl", CACHE_TTL, "--max-value-size", str(VALUE_SIZE)],
+        "zipf": ["--capacity", str(ZIPF_CAPACITY), "--ttl", CACHE_TTL],
     }
 
     def instance(self, name: str) -> Proc:
@@ -692,38 +839,43 @@ class Bench:
         print(msg, flush=True)
 
     # ----- data
-    def seed(self) -> None:
+    def seed(self, ks: KeySet = STRINGS) -> None:
+        """Writes the keys of `ks` directly in Redis (once per run)."""
+        if ks.prefix in self.seeded:
+            return
         port = self.instance("redis").port
         t0 = time.monotonic()
-        bad = pipelined(port, KEYS, lambda i: encode(b"SET", key_name(i), seed_value(i)),
-                        lambda i, r: r == "OK")
+        bad = pipelined(port, ks.count, ks.write, lambda i, r: r is not None and not isinstance(r, ErrorReply))
         if bad:
-            raise RuntimeError(f"seeding: {bad} SETs were not answered OK")
+            raise RuntimeError(f"seeding {ks.prefix.decode()}...: {bad} writes failed")
+        self.seeded[ks.prefix] = ks.count
         n = int(info(port, "keyspace").get("db0", "keys=0").split(",")[0].split("=")[1])
-        if n < KEYS:
-            raise RuntimeError(f"seeding: Redis holds {n} keys, expected {KEYS}")
-        self.say(f"seeded {KEYS} keys of {VALUE_SIZE} bytes in {time.monotonic() - t0:.1f}s")
+        if n < sum(self.seeded.values()):
+            raise RuntimeError(f"seeding: Redis holds {n} keys, expected {sum(self.seeded.values())}")
+        self.say(f"seeded {ks.count} keys {ks.name(0).decode()} ... {ks.name(ks.count - 1).decode()} "
+                 f"in {time.monotonic() - t0:.1f}s")
 
-    def warm(self, p: Proc) -> Dict:
-        """GETs every key once through respcache, checking each reply is a 100-byte value of that key
-        (as seeded, or the payload redis-benchmark's SET writes)."""
+    def warm(self, p: Proc, ks: KeySet = STRINGS) -> Dict:
+        """Reads every key of `ks` once through respcache, checking each reply is the key's value (as
+        seeded, or for a GET the 100-byte payload redis-benchmark's SET writes)."""
         t0 = time.monotonic()
         def ok(i: int, r) -> bool:
-            if r == seed_value(i) or (r is not None and r == self.bench_payload):
+            if r == ks.value(i) or (ks is STRINGS and r is not None and r == self.bench_payload):
                 return True
-            if self.bench_payload is None and isinstance(r, bytes) and len(r) == VALUE_SIZE:
+            if ks is STRINGS and self.bench_payload is None and isinstance(r, bytes) and len(r) == VALUE_SIZE:
                 # redis-benchmark's SET writes one fixed 100-byte payload: learn it from Redis itself.
                 with Conn(self.instance("redis").port) as d:
                     if d.call("GET", key_name(i)) == r:
                         self.bench_payload = r
                         return True
             return False
-        bad = pipelined(p.port, KEYS, lambda i: encode(b"GET", key_name(i)), ok)
+        bad = pipelined(p.port, ks.count, ks.read, ok)
         if bad:
-            self.warn(f"warming {p.name}: {bad} of {KEYS} GET replies were not the key's value")
+            self.warn(f"warming {p.name}: {bad} of {ks.count} replies to reads of {ks.prefix.decode()}... "
+                      f"were not the key's value")
         cached = int(info(p.port, "proxy").get("cached_keys", "0"))
-        if cached < KEYS:
-            self.warn(f"after warming {p.name} caches {cached} keys, fewer than {KEYS}")
+        if cached < ks.count:
+            self.warn(f"after warming {p.name} caches {cached} keys, fewer than {ks.count}")
         return {"seconds": round(time.monotonic() - t0, 2), "wrong_replies": bad, "cached_keys": cached}
 
     def resp3_spot_check(self, p: Proc, step: int = 100) -> Dict:
@@ -751,6 +903,27 @@ class Bench:
             self.warn(f"RESP3 spot check of {p.name}: {hits} hits and {misses} misses for {len(idx)} GETs "
                       f"of warmed keys")
         return {"gets": len(idx), "wrong_replies": bad, "hits": hits, "misses": misses}
+
+    def reply_check(self, p: Proc, sc: Scenario, count: int = 200) -> Dict:
+        """Before each respcache run of a command of redis-benchmark's own (HGETALL h:__rand_int__, MGET
+        ...): `count` such requests, key numbers drawn as redis-benchmark draws them, sent to respcache
+        and to Redis; every reply must be Redis's (redis-benchmark never looks at them)."""
+        words, r = sc.test.split(), int(sc.args[sc.args.index("-r") + 1])
+        rng = random.Random(count)
+        reqs = [[w.replace("__rand_int__", "%012d" % rng.randrange(r)) for w in words] for _ in range(count)]
+        wrong = []
+        with Conn(p.port) as c, Conn(self.instance("redis").port) as d:
+            data = b"".join(encode(*q) for q in reqs)
+            c.send(data)
+            d.send(data)
+            for q in reqs:
+                got, want = c.read_reply(), d.read_reply()
+                if got != want:
+                    wrong.append(f"{' '.join(q)[:120]}: respcache answered {str(got)[:200]}, Redis {str(want)[:200]}")
+        if wrong:
+            self.warn(f"reply check of {p.name}: {len(wrong)} of {count} replies differ from Redis's, "
+                      f"first: {wrong[0]}")
+        return {"requests": count, "wrong_replies": len(wrong), "first_wrong": wrong[:3]}
 
     def twemproxy_resp3_probe(self) -> Dict:
         """Once per run: does twemproxy speak RESP3? (nutcracker 0.5 does not know HELLO and closes the
@@ -791,10 +964,10 @@ class Bench:
         v = info(self.instance("redis").port, "commandstats").get("cmdstat_set", "calls=0")
         return int(v.split(",")[0].split("=")[1])
 
-    def snapshot(self, target: Target, port: int) -> Dict[str, int]:
+    def snapshot(self, sc: Scenario, target: Target, port: int) -> Dict[str, int]:
         r = {}
         cs = info(self.instance("redis").port, "commandstats")
-        for cmd in ("get", "set"):
+        for cmd in dict.fromkeys(("get", "set", sc.command)):
             v = cs.get(f"cmdstat_{cmd}", "calls=0")
             r[f"redis_{cmd}_calls"] = int(v.split(",")[0].split("=")[1])
         st = info(self.instance("redis").port, "stats")
@@ -803,7 +976,7 @@ class Bench:
         if target.kind == "respcache":
             px = info(port, "proxy")
             for k in ("cache_hits", "cache_misses", "backend_errors", "protocol_errors", "forwarded_commands",
-                      "output_buffer_disconnects", "rejected_connections"):
+                      "output_buffer_disconnects", "rejected_connections", "cache_evictions"):
                 r[k] = int(px.get(k, "0"))
         return r
 
@@ -821,10 +994,12 @@ class Bench:
             notes.append(f"Redis sent {d['redis_error_replies']} error replies")
         if d["redis_keyspace_misses"]:  # every scenario reads seeded keys only
             notes.append(f"Redis saw {d['redis_keyspace_misses']} GETs of missing keys")
+        cmd = sc.command.upper()
         if target.kind == "respcache":
             answered = d["cache_hits"] + d["cache_misses"]
-            if answered < n_get:
-                notes.append(f"respcache counted {answered} GETs, redis-benchmark sent {n_get}")
+            if answered < n_get * sc.lookups:
+                notes.append(f"respcache counted {answered} cache lookups, redis-benchmark sent {n_get} {cmd}s"
+                             + (f" of {sc.lookups} keys" if sc.lookups > 1 else ""))
             for k in ("backend_errors", "protocol_errors", "output_buffer_disconnects", "rejected_connections"):
                 if d[k]:
                     notes.append(f"respcache {k} +{d[k]}")
@@ -833,11 +1008,14 @@ class Bench:
                 notes.append(f"hit ratio {d['hit_ratio']:.4f} in a hit scenario")
             if sc.expect_hits is False and d["cache_hits"]:
                 notes.append(f"{d['cache_hits']} hits in a miss scenario")
+            x = sc.hit_ratio_expected
+            if x is not None and answered and abs(d["hit_ratio"] - x) > 0.01:
+                notes.append(f"hit ratio {d['hit_ratio']:.4f}, {x:.2f} by construction")
             if sc.mode != "mix" and n_set and d["redis_set_calls"] < n_set:
                 notes.append(f"Redis saw {d['redis_set_calls']} SETs, {n_set} were sent through respcache")
         else:
-            if d["redis_get_calls"] < n_get:
-                notes.append(f"Redis saw {d['redis_get_calls']} GETs, {n_get} were sent")
+            if d[f"redis_{sc.command}_calls"] < n_get:
+                notes.append(f"Redis saw {d[f'redis_{sc.command}_calls']} {cmd}s, {n_get} were sent")
             if sc.mode != "mix" and d["redis_set_calls"] < n_set:
                 notes.append(f"Redis saw {d['redis_set_calls']} SETs, {n_set} were sent")
         d["problems"] = notes
@@ -852,7 +1030,7 @@ class Bench:
         key = " ".join(sc.args)
         if key in self.calibrated:
             return self.calibrated[key]
-        probe_n = 5000 if "-c" in sc.args and sc.args[sc.args.index("-c") + 1] == "1" else 20000
+        probe_n = 5000 if rb_clients(sc.args) == 1 else 20000
         if "-P" in sc.args:
             probe_n *= 4
         r = rb_run(self.instance("redis").port, ["-n", str(probe_n), *sc.args], sc.test, timeout=120)
@@ -865,6 +1043,8 @@ class Bench:
     # ----- one scenario
     def run_scenario(self, sc: Scenario) -> Dict:
         self.say(f"\n== {sc.name}: {sc.title}")
+        for ks in sc.seeds:
+            self.seed(ks)
         for t in sc.targets:
             self.instance(t.instance)
         n = self.calibrate(sc)
@@ -881,8 +1061,16 @@ class Bench:
             n_get, n_set = n * 9 // 10, 2 * n
             res["commands"] = {"get": rb_template(["-n", str(n_get), *sc.args]),
                                "set": rb_template(["-n", str(n_set), *sc.set_args]) + "  # stopped when GET ends"}
+        elif sc.mode == "together":
+            # Each process a fixed number of requests in proportion to its clients: the same mixture for
+            # every target, however fast it serves each part.
+            split = split_by_clients(n, sc.parts)
+            together = [(["-n", str(m), *a], sc.test) for m, a in zip(split, sc.parts)]
+            warm_load = [(["-n", str(m // 3), *a], sc.test) for m, a in zip(split, sc.parts)]
+            n_get, n_set = sum(split), 0
+            res["commands"] = [rb_template(a) for a, _ in together]
         else:
-            n_get, n_set = (n, 0) if sc.test == "GET" else (0, n)
+            n_get, n_set = (0, n) if sc.command == "set" else (n, 0)
             res["commands"] = rb_template(["-n", str(n), *sc.args])
         timeout = max(120.0, 30 * self.duration)
         for t in sc.targets:
@@ -891,11 +1079,15 @@ class Bench:
             for t in sc.targets:
                 p = self.instance(t.instance)
                 run: Dict = {"round": rnd + 1}
-                if sc.warm and t.kind == "respcache":
-                    run["warm"] = self.warm(p)
+                if sc.warm and t.kind == "respcache" and sc.mode == "together":
+                    run["warm"] = {"by_load": rb_together(p.port, warm_load, timeout)["seconds"]}
+                elif sc.warm and t.kind == "respcache":
+                    run["warm"] = self.warm(p, sc.keys)
                     if sc.resp3:
                         run["warm"]["resp3_spot_check"] = self.resp3_spot_check(p)
-                before = self.snapshot(t, p.port)
+                    if "__rand_int__" in sc.test:
+                        run["warm"]["reply_check"] = self.reply_check(p, sc)
+                before = self.snapshot(sc, t, p.port)
                 redis_pid = self.instance("redis").pid
                 cpu_before = (cpu_seconds(p.pid), cpu_seconds(redis_pid))
                 if sc.mode == "mix":
@@ -918,9 +1110,14 @@ class Bench:
                                 "sets_during_get": sets_done, "set_rps": round(sets_done / t_get, 2),
                                 "set_share": round(sets_done / total, 4),
                                 "argv": [rb_argv(p.port, get_cmd), rb_argv(p.port, set_cmd)]})
+                elif sc.mode == "together":
+                    tg = rb_together(p.port, together, timeout)
+                    total = n_get
+                    run.update({"rps": round(total / tg["seconds"], 2), "seconds": tg["seconds"],
+                                "parts": tg["runs"], "argv": [rb_argv(p.port, a) for a, _ in together]})
                 else:
                     args = ["-n", str(n), *sc.args]
-                    during = watch_resp3(p.port, int(sc.args[sc.args.index("-c") + 1])) if sc.resp3 else None
+                    during = watch_resp3(p.port, rb_clients(sc.args)) if sc.resp3 else None
                     run.update(rb_run(p.port, args, sc.test, timeout, during))
                     run["argv"] = rb_argv(p.port, args)
                     total = n
@@ -935,7 +1132,7 @@ class Bench:
                     self.warn(f"{p.name} died during {sc.name}: status {p.popen.returncode}: {p.log_tail()}")
                     run["problems"] = ["server died"]
                 else:
-                    run["counters"] = self.check(sc, t, n_get, n_set, before, self.snapshot(t, p.port),
+                    run["counters"] = self.check(sc, t, n_get, n_set, before, self.snapshot(sc, t, p.port),
                                                  run.pop("during", None))
                 res["targets"][t.label]["runs"].append(run)
                 extra = ""
@@ -959,6 +1156,9 @@ class Bench:
                     tr.update({f"median_{f}": median(xs), f"min_{f}": min(xs), f"max_{f}": max(xs)})
             if sc.mode == "mix":
                 tr["median_set_share"] = median([r["set_share"] for r in tr["runs"]])
+            if sc.mode == "together":
+                tr["median_part_seconds"] = [median(xs) for xs in zip(*([q["seconds"] for q in r["parts"]]
+                                                                        for r in tr["runs"]))]
             hrs = [r["counters"]["hit_ratio"] for r in tr["runs"]
                    if r.get("counters", {}).get("hit_ratio") is not None]
             if hrs:
@@ -1161,7 +1361,7 @@ class Bench:
             except Exception as e:
                 self.results["errors"].append(f"{sc.name}: {e}")
                 self.warn(f"scenario {sc.name} failed: {e}")
-            for inst in ("nocache", "cold", "threads1", "ttlmode", "strict"):
+            for inst in (i for i in self.RESPCACHE_ARGS if i != "main"):
                 if not any(t.instance == inst for s in wanted[wanted.index(sc) + 1:] for t in s.targets):
                     self.retire(inst)
         self.results["resp3_vs_resp2"] = resp3_vs_resp2(self.results["scenarios"])
@@ -1179,6 +1379,7 @@ class Bench:
                 self.results["errors"].append(f"{name}: {e}")
                 self.warn(f"{name} failed: {e}")
         self.procs.stop_all()
+        self.results["settings"]["seeded_keys"] = {k.decode() + "...": v for k, v in self.seeded.items()}
         self.results["anomalies"] = self.procs.anomalies
         self.results["warnings"] = self.warnings
         self.results["loadavg_end"] = os.getloadavg()
@@ -1270,7 +1471,8 @@ def markdown(res: Dict) -> str:
     L.append("")
     sc = res["scenarios"]
     three_rows = [n for n in ("get_hits", "get_hits_p16", "get_hits_resp3", "get_hits_p16_resp3",
-                              "get_miss_nocache", "get_miss_cold", "set", "mix", "clients_1000") if n in sc]
+                              "get_miss_nocache", "get_miss_cold", "set", "mix", "clients_1000",
+                              "hgetall_hits", "mget10_hits", "mget10_half", "zipf") if n in sc]
     if three_rows or "latency" in sc:
         L.append("Requests per second, median over rounds [min–max]; ratios of medians (> 1: respcache faster).")
         L.append("")
@@ -1307,6 +1509,18 @@ def markdown(res: Dict) -> str:
             L.append(f"Mix: two redis-benchmark processes at once on the same target (45 GET clients, 5 SET "
                      f"clients); all requests done while the GET process ran, over its wall time. Share of "
                      f"SETs: {share}.")
+        if "zipf" in sc:
+            s = sc["zipf"]
+            ends = "; ".join(f"{t} " + " / ".join(f"{x:.2f}" for x in s["targets"][t]["median_part_seconds"])
+                             for t in (RESPCACHE, REDIS, TWEM))
+            L.append("")
+            L.append(f"Zipf-like mix: {len(ZIPF_TIERS)} GET processes at once, "
+                     + ", ".join(f"{c} clients on `-r {r}`" for r, c in ZIPF_TIERS)
+                     + f", each a fixed share of the requests (by clients); figure: all requests / the time "
+                     f"until the last process ended. respcache `--capacity {ZIPF_CAPACITY}` (10% of the keys); "
+                     f"a cache always holding the {ZIPF_CAPACITY:,} most requested keys would hit "
+                     f"{zipf_top_share(ZIPF_CAPACITY) * 100:.1f}%. Seconds until each process ended (median, "
+                     f"in that order): {ends}.")
         resp3_rows = [n for n in three_rows if sc[n].get("protocol") == "RESP3"]
         if resp3_rows:
             probe = next((sc[n]["excluded_targets"][TWEM]["probe"] for n in resp3_rows
@@ -1387,7 +1601,8 @@ def markdown(res: Dict) -> str:
                  + (f" (served up to {st['stale_after_ack_us']['max']:.0f} µs after it)."
                     if st['trials_with_stale_reads'] else "."))
     L.append("")
-    L.append("What the rows measure (redis-benchmark, 100-byte values, random keys among 100k, `-r 100000`):")
+    L.append("What the rows measure (redis-benchmark; unless said otherwise 100-byte values, random keys among "
+             "100k, `-r 100000`):")
     L.append("")
     for n, s in sc.items():
         L.append(f"- *{s['title']}*: {s['meaning']}")
@@ -1399,6 +1614,8 @@ def markdown(res: Dict) -> str:
         c = s["commands"]
         if isinstance(c, dict):
             L.append(f"# {n}: both at once\n{c['get']}\n{c['set']}")
+        elif isinstance(c, list):
+            L.append(f"# {n}: all at once\n" + "\n".join(c))
         else:
             L.append(f"# {n}\n{c}")
     L.append("```")
