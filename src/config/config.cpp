@@ -41,6 +41,8 @@ std::vector<std::string> fixed_options_changed(const config& a, const config& b)
     check("log-format", a.log_fmt == b.log_fmt);
     check("client-query-buffer-limit", a.client_query_buffer_limit == b.client_query_buffer_limit);
     check("warm-file", a.warm_file == b.warm_file);
+    check("warm-keys", a.warm_keys == b.warm_keys);
+    check("warm-interval", a.warm_interval == b.warm_interval);
     return out;
 }
 
