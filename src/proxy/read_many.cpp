@@ -1,0 +1,96 @@
+// MGET through GET's entries (read_through::serve_many).
+
+#include "read_requests.hpp"
+#include "respcache/proxy/read_through.hpp"
+
+namespace respcache::proxy {
+
+read_through::outcome read_through::serve_many(command::args_view args, const command::read_policy& policy) {
+    if (fwd_.pinned()) {
+        fwd_.forward(args);
+        return outcome::served;
+    }
+    bool hits_allowed = false;
+    if (p_.env.cache.enabled() && !p_.env.coherence.cache_refused()) {
+        const auto verdict = gate_.check(p_.env.coherence);
+        if (verdict == coherence::read_gate::verdict::wait_barrier) return outcome::wait_barrier;
+        hits_allowed = verdict == coherence::read_gate::verdict::serve;
+    }
+    const bool fills = may_fill_now();
+    if (!hits_allowed && !fills) {
+        p_.env.stats.misses.add(args.size() - 1);
+        p_.env.stats.cached_commands[policy.stat].misses.add();
+        fwd_.forward(args);
+        return outcome::served;
+    }
+    const std::size_t hits = lookup_each(args, hits_allowed);
+    auto& counts = p_.env.stats.cached_commands[policy.stat];
+    const std::size_t n = args.size() - 1;
+    p_.env.stats.hits.add(hits);
+    p_.env.stats.misses.add(n - hits);
+    if (hits == n) {  // the hits' elements are the reply, in order
+        std::string& out = p_.queue.local_target();
+        out.append("*").append(std::to_string(n)).append("\r\n").append(found_);
+        counts.hits.add();
+        p_.env.stats.hit_latency.record(std::chrono::steady_clock::now() - p_.client.batch_start);
+        return outcome::served;
+    }
+    (hits == 0 ? counts.misses : counts.partial).add();
+    many_request& r = p_.queue.push_new(manys_);
+    r.found.swap(found_);
+    std::uint32_t at = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (found_len_[i] >= 0) {
+            const auto len = static_cast<std::uint32_t>(found_len_[i]);
+            r.order.push_back({at, len});
+            at += len;
+            continue;
+        }
+        const cache::key k = cache::make_key(p_.client.db, args[i + 1]);
+        r.add_fetched(args[i + 1], fills && !fwd_.write_in_flight(k) && cache::lru_cache::cacheable_key(k));
+    }
+    fetch_missing(r, policy);
+    return outcome::served;
+}
+
+// Each key of an MGET looked up: the hits' elements appended to found_, in the client's protocol; per
+// key, found_len_ is the element's length, or -1 for a key to fetch. Returns the hits.
+std::size_t read_through::lookup_each(command::args_view args, bool hits_allowed) {
+    found_.clear();
+    found_len_.clear();
+    std::size_t hits = 0;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        const cache::key k = cache::make_key(p_.client.db, args[i]);
+        p_.env.stats.hot.read(k.db, k.name);
+        const std::size_t at = found_.size();
+        bool stale_soon = false;
+        if (hits_allowed && !fwd_.write_in_flight(k) && p_.env.cache.lookup(k, p_.client.now, found_, &stale_soon)) {
+            if (stale_soon) refresh_value(k);
+            if (p_.client.proto == resp::protocol::resp3 && std::string_view(found_).substr(at) == kNil2)
+                found_.replace(at, kNil2.size(), kNil3);
+            found_len_.push_back(static_cast<std::int64_t>(found_.size() - at));
+            ++hits;
+        } else {
+            found_len_.push_back(-1);
+        }
+    }
+    return hits;
+}
+
+void read_through::fetch_missing(many_request& r, const command::read_policy& policy) {
+    auto& f = r.f;
+    f.db = p_.client.db;
+    f.policy = &policy;
+    for (std::size_t j = 0; j < r.fetch_count; ++j)
+        if (r.keys[j].fillable) r.keys[j].token = p_.env.cache.begin_fill({f.db, r.names[j], r.keys[j].hash, {}});
+    f.sent_ms = steady_ms();
+    const std::uint32_t n = begin_tracked(f.ticket, f.tracking);
+    r.client_index = n;
+    names_.assign(1, "MGET");
+    for (std::size_t j = 0; j < r.fetch_count; ++j) names_.emplace_back(r.names[j]);
+    resp::write_command(request_, names_);
+    for (std::size_t j = 0; j < r.fetch_count; ++j) resp::write_command(request_, {"PTTL", r.names[j]});
+    fwd_.send(r, request_, n + 1 + static_cast<std::uint32_t>(r.fetch_count), p_.env.settings.request_timeout());
+}
+
+}  // namespace respcache::proxy

@@ -1,0 +1,249 @@
+#pragma once
+
+// The requests of proxy::read_through, shared by its sources (read_through.cpp, read_many.cpp) only.
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "respcache/command/cache_plan.hpp"
+#include "respcache/proxy/environment.hpp"
+#include "respcache/proxy/read_through.hpp"
+#include "respcache/resp/reply_view.hpp"
+#include "respcache/resp/writer.hpp"
+
+namespace respcache::proxy {
+
+namespace read_detail {
+inline constexpr std::string_view kNil2 = "$-1\r\n";  // how a missing key's null is kept (GET's entries)
+inline constexpr std::string_view kNil3 = "_\r\n";
+}  // namespace read_detail
+using read_detail::kNil2;
+using read_detail::kNil3;
+
+// A miss: [CLIENT TRACKING on ...] [CLIENT CACHING yes] <the read> PTTL key. The reply is the client's
+// in any case; it is inserted if the policy keeps it and coherence allows (tracker::may_fill).
+class read_through::fill_request : public pending {
+public:
+    fill_request(slot_home& home, read_through& owner) : fill_request(home, owner, owner.p_.sink) {}
+
+    std::string key;      // the key's name (kept across reuse, for its capacity)
+    std::string variant;  // the entry's variant
+    // Everything else a fill needs, reset whole for each reuse.
+    struct facts {
+        std::uint32_t db = 0;
+        std::uint64_t hash = 0;
+        cache::fill_token token;
+        std::uint64_t flight = 0;  // lru_cache::share_fill's id: other clients may wait for this reply
+        coherence::fill_ticket ticket;
+        coherence::link_tracking* tracking = nullptr;
+        const command::read_policy* policy = nullptr;
+        cache::millis sent_ms = 0;
+        cache::millis key_expires = INT64_MAX;
+        bool fill_ok = true;
+        bool key_missing = false;  // PTTL said -2
+        std::chrono::steady_clock::time_point batch_start;
+    } f;
+
+    void complete() override {
+        environment& env = owner_.p_.env;
+        if (f.flight != 0) env.stats.miss_latency.record(std::chrono::steady_clock::now() - f.batch_start);
+        env.cache.end_fill({f.db, key, f.hash, variant}, f.flight, data, got_reply && !errored);
+        if (!f.fill_ok || errored || !got_reply) return;
+        if (!f.policy->keeps(data, env.settings.max_value_size.load(std::memory_order_relaxed))) return;
+        if (!env.coherence.may_fill(f.ticket, *f.tracking, *link)) return;
+        std::string_view reply = data;
+        if (!keeps_for_key(reply)) return;
+        env.cache.fill({f.db, key, f.hash, variant}, f.token, reply, steady_ms(), f.key_expires);
+    }
+
+protected:
+    void clear() override {
+        pending::clear();
+        key.clear();
+        variant.clear();
+        f = facts{};
+    }
+
+    void prelude_reply(std::size_t index, std::string_view bytes) override {
+        if (resp::is_ok(bytes)) return;
+        f.fill_ok = false;
+        if (index == 0) owner_.p_.env.coherence.prelude_refused(*f.tracking, f.ticket);
+    }
+
+    void trailing_reply(std::size_t, std::string_view bytes) override {
+        // PTTL: cap the entry's life by the key's own (-1: no expiry; -2: no such key; 0: about to go).
+        auto ttl = resp::integer_value(bytes);
+        if (!ttl || *ttl == 0)
+            f.fill_ok = false;
+        else if (*ttl == -2)
+            f.key_missing = true;
+        else if (*ttl > 0)
+            f.key_expires = f.sent_ms + *ttl;
+    }
+
+    void failed() override { f.fill_ok = false; }
+
+private:
+    // What the reply says of the key must agree with PTTL's answer, which came after it: a read of a key
+    // that was missing is kept only with negative caching (a GET's null in one form for both protocols);
+    // a GET that found a value, or a null for a key that exists, is never kept.
+    bool keeps_for_key(std::string_view& reply) const {
+        const bool null = resp::is_null(reply);
+        if (f.policy->shape == command::read_policy::form::value) {
+            if (null != f.key_missing) return false;
+            if (null) reply = kNil2;
+        }
+        return !f.key_missing || owner_.p_.env.settings.cache_missing_keys.load(std::memory_order_relaxed);
+    }
+
+protected:
+    fill_request(slot_home& home, read_through& owner, completion_sink& sink) : pending(home, sink), owner_(owner) {}
+
+    read_through& owner_;
+};
+
+// Where refreshes end: they were in flight like any request, and go back to their pool.
+class read_through::refresh_sink final : public completion_sink {
+public:
+    explicit refresh_sink(read_through& owner) : owner_(owner) {}
+    void completed(pending& p) override {
+        p.home().give_back(std::unique_ptr<slot>(&p));
+        owner_.fwd_.detached_done(p);
+    }
+    bool discarding() const noexcept override { return true; }
+
+private:
+    read_through& owner_;
+};
+
+// A hit's entry read again before its TTL ends (--refresh-ahead): a fill whose reply goes to no client.
+class read_through::refresh_request final : public fill_request {
+public:
+    refresh_request(slot_home& home, read_through& owner) : fill_request(home, owner, *owner.refreshes_done_) {}
+};
+
+// MGET's keys the cache did not have: [prelude] MGET <those keys> PTTL <each>. Each value is inserted as
+// a GET entry if its PTTL agrees; the client's reply is the hits and the fetched values, in its order.
+class read_through::many_request final : public pending {
+public:
+    many_request(slot_home& home, read_through& owner) : pending(home, owner.p_.sink), owner_(owner) {}
+
+    static constexpr std::uint32_t kFetched = UINT32_MAX;
+    struct element {
+        std::uint32_t at;   // a hit: its offset in `found`; a key fetched: kFetched
+        std::uint32_t len;  // a hit: its length; a key fetched: its index among the fetched
+    };
+    std::string found;              // the hits' encoded elements, back to back
+    std::vector<element> order;     // per key of the client's MGET
+    std::vector<std::string> names;  // the keys fetched (strings kept across reuse)
+    struct fetched {
+        cache::fill_token token;
+        std::uint64_t hash = 0;
+        std::int64_t pttl = 0;
+        bool fillable = false;  // no write of it was in flight
+    };
+    std::vector<fetched> keys;
+    std::size_t fetch_count = 0;  // names[0..fetch_count) are in use
+    struct facts {
+        std::uint32_t db = 0;
+        coherence::fill_ticket ticket;
+        coherence::link_tracking* tracking = nullptr;
+        const command::read_policy* policy = nullptr;
+        cache::millis sent_ms = 0;
+        bool fill_ok = true;
+    } f;
+
+    void add_fetched(std::string_view name, bool fillable) {
+        if (names.size() == fetch_count) names.emplace_back();
+        names[fetch_count].assign(name);
+        keys.push_back({{}, cache::hash_name(name), 0, fillable});
+        order.push_back({kFetched, static_cast<std::uint32_t>(fetch_count++)});
+    }
+
+    void complete() override {
+        if (errored || !got_reply) return;
+        const auto values = resp::array_elements(data);
+        if (!values || values->size() != fetch_count) return;  // an error: the client gets it as it is
+        if (f.fill_ok && owner_.p_.env.coherence.may_fill(f.ticket, *f.tracking, *link)) fill_all(*values);
+        assembled_.clear();
+        assembled_.append("*").append(std::to_string(order.size())).append("\r\n");
+        for (const element& e : order)
+            if (e.at == kFetched)
+                assembled_.append((*values)[e.len]);
+            else
+                assembled_.append(found, e.at, e.len);
+        data.swap(assembled_);
+    }
+
+protected:
+    void clear() override {
+        pending::clear();
+        found.clear();
+        order.clear();
+        keys.clear();
+        fetch_count = 0;
+        f = facts{};
+    }
+    void prelude_reply(std::size_t index, std::string_view bytes) override {
+        if (resp::is_ok(bytes)) return;
+        f.fill_ok = false;
+        if (index == 0) owner_.p_.env.coherence.prelude_refused(*f.tracking, f.ticket);
+    }
+    void trailing_reply(std::size_t index, std::string_view bytes) override {
+        const std::size_t j = index - client_index - 1;
+        if (j < keys.size()) keys[j].pttl = resp::integer_value(bytes).value_or(0);
+    }
+    void failed() override { f.fill_ok = false; }
+
+private:
+    void fill_all(const std::vector<std::string_view>& values) {
+        environment& env = owner_.p_.env;
+        const std::size_t max_value = env.settings.max_value_size.load(std::memory_order_relaxed);
+        const bool negative = env.settings.cache_missing_keys.load(std::memory_order_relaxed);
+        const cache::millis now = steady_ms();
+        for (std::size_t j = 0; j < fetch_count; ++j) {
+            const fetched& k = keys[j];
+            std::string_view value = values[j];
+            const bool null = resp::is_null(value);
+            // As for GET: PTTL must agree with the value (-2 with a null), and 0 means about to go.
+            if (!k.fillable || k.pttl == 0 || k.pttl < -2 || null != (k.pttl == -2)) continue;
+            if ((null && !negative) || !f.policy->keeps(value, max_value)) continue;
+            if (null) value = kNil2;
+            const cache::millis expires = k.pttl > 0 ? f.sent_ms + k.pttl : INT64_MAX;
+            env.cache.fill({f.db, names[j], k.hash, {}}, k.token, value, now, expires);
+        }
+    }
+
+    read_through& owner_;
+    std::string assembled_;
+};
+
+// A miss that waits for another client's fill of the same entry (lru_cache::join_fill): its reply is
+// posted to this client's thread when that fill's reply comes.
+class read_through::shared_wait final : public pending {
+public:
+    shared_wait(slot_home& home, read_through& owner) : pending(home, owner.p_.sink), owner_(owner) {}
+
+    const command::read_policy* policy = nullptr;
+
+    // On the leader's thread: the reply is copied and handed to this client's thread.
+    cache::lru_cache::fill_waiter waiter() {
+        return [this, &host = owner_.p_.env.host](const std::shared_ptr<const std::string>& reply, bool answered) {
+            host.post([this, reply, answered] { arrived(*reply, answered); });
+        };
+    }
+
+private:
+    void arrived(std::string_view bytes, bool answered) {
+        // GET's null in this client's protocol (the fill's client may speak the other one).
+        if (answered && policy->shape == command::read_policy::form::value && resp::is_null(bytes))
+            bytes = owner_.p_.client.proto == resp::protocol::resp3 ? kNil3 : kNil2;
+        deliver(bytes, answered);
+    }
+
+    read_through& owner_;
+};
+
+}  // namespace respcache::proxy
