@@ -91,8 +91,9 @@ TEST_CASE("config: every option has its documented default", "[config]") {
     CHECK(cfg.reaper_interval == milliseconds(100));
     CHECK(cfg.invalidation == invalidation_mode::tracking);
     CHECK(cfg.consistency == respcache::consistency_mode::bounded);
-    // "default: the number of cores" (--help); at least one.
-    CHECK(cfg.threads == std::max(1u, std::thread::hardware_concurrency()));
+    // "default: half the number of cores, at least 1" (--help).
+    CHECK(cfg.threads == std::max(1u, std::thread::hardware_concurrency() / 2));
+    CHECK(cfg.threads == respcache::default_threads());
     CHECK(cfg.backend_connections == 1);
     CHECK(cfg.connect_timeout == milliseconds(1000));
     CHECK(cfg.request_timeout == milliseconds(3000));

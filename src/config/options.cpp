@@ -181,7 +181,7 @@ std::vector<option_row> coherence_options() {
 // io threads and backend connections, and how long to wait for the backend and at shutdown.
 std::vector<option_row> io_options() {
     return {
-        {"threads", "a whole number from 1 to 256", "io threads (default: the number of cores)",
+        {"threads", "a whole number from 1 to 256", "io threads (default: half the number of cores, at least 1)",
          integer_in(&config::threads, 1, 256)},
         {"backend-connections", "a whole number from 1 to 64",
          "shared pipelined backend connections per io thread (default 1)",

@@ -85,6 +85,9 @@ config_outcome load_config(const std::vector<std::string>& args, const std::vect
 // change (SIGHUP applies the others).
 std::vector<std::string> fixed_options_changed(const config& a, const config& b);
 
+// --threads when not given: half the cores, at least one.
+unsigned default_threads();
+
 // The process's environment as load_config expects it.
 std::vector<std::string> process_environment();
 
