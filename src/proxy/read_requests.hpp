@@ -109,8 +109,8 @@ class read_through::refresh_sink final : public completion_sink {
 public:
     explicit refresh_sink(read_through& owner) : owner_(owner) {}
     void completed(pending& p) override {
-        p.home().give_back(std::unique_ptr<slot>(&p));
         owner_.fwd_.detached_done(p);
+        p.home().give_back(std::unique_ptr<slot>(&p));  // last: `p` may be gone after this
     }
     bool discarding() const noexcept override { return true; }
 
