@@ -247,7 +247,7 @@ public:
     std::array<std::uint64_t, kGenerations> generations_{};
     std::uint64_t epoch_ = 0;
     counters stats_;
-    // Fills others wait for (share_fill), by flight_key.
+    // Fills others wait for (join_or_lead), by flight_key.
     struct flight {
         std::uint64_t id = 0;
         fill_token token;

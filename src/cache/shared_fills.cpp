@@ -1,4 +1,4 @@
-// Sharing a miss (lru_cache::share_fill, join_fill, end_fill): the fills others may wait for are kept
+// Sharing a miss (lru_cache::join_or_lead, end_fill): the fills others may wait for are kept
 // per shard, under the shard's lock, so that joining one and invalidating its key are ordered.
 
 #include <memory>
@@ -21,28 +21,26 @@ void flight_key(const key& k, std::string& out) {
 }
 }  // namespace
 
-std::uint64_t lru_cache::share_fill(const key& k, fill_token token) {
-    if (!cacheable_key(k)) return 0;
+bool lru_cache::join_or_lead(const key& k, fill_waiter& w, fill_token& token, std::uint64_t& id) {
+    shard& s = shard_for(k.hash);
+    if (!cacheable_key(k)) {
+        std::lock_guard guard(s.mu_);
+        token = {s.generations_[generation_slot(k.hash)], s.epoch_};
+        id = 0;
+        return false;
+    }
     std::string id_key;
     flight_key(k, id_key);
-    shard& s = shard_for(k.hash);
     std::lock_guard guard(s.mu_);
-    auto& f = s.flights_[id_key];  // an earlier fill's waiters, if any, now wait for this one
-    f.id = ++s.next_flight_;
-    f.token = token;
-    return f.id;
-}
-
-bool lru_cache::join_fill(const key& k, fill_waiter& w) {
-    if (!cacheable_key(k)) return false;
-    std::string id_key;
-    flight_key(k, id_key);
-    shard& s = shard_for(k.hash);
-    std::lock_guard guard(s.mu_);
-    auto it = s.flights_.find(std::string_view(id_key));
-    if (it == s.flights_.end() || !s.token_current(k, it->second.token)) return false;
-    it->second.waiters.push_back(std::move(w));
-    return true;
+    token = {s.generations_[generation_slot(k.hash)], s.epoch_};
+    auto [it, fresh] = s.flights_.try_emplace(std::move(id_key));
+    if (!fresh && s.token_current(k, it->second.token)) {
+        it->second.waiters.push_back(std::move(w));
+        return true;
+    }
+    it->second.id = id = ++s.next_flight_;  // an earlier, invalidated fill's waiters now wait for this one
+    it->second.token = token;
+    return false;
 }
 
 void lru_cache::end_fill(const key& k, std::uint64_t id, std::string_view reply, bool answered) {

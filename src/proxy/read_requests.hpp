@@ -35,7 +35,7 @@ public:
         std::uint32_t db = 0;
         std::uint64_t hash = 0;
         cache::fill_token token;
-        std::uint64_t flight = 0;  // lru_cache::share_fill's id: other clients may wait for this reply
+        std::uint64_t flight = 0;  // lru_cache::join_or_lead's id: other clients may wait for this reply
         coherence::fill_ticket ticket;
         coherence::link_tracking* tracking = nullptr;
         const command::read_policy* policy = nullptr;
@@ -220,7 +220,7 @@ private:
     std::string assembled_;
 };
 
-// A miss that waits for another client's fill of the same entry (lru_cache::join_fill): its reply is
+// A miss that waits for another client's fill of the same entry (lru_cache::join_or_lead): its reply is
 // posted to this client's thread when that fill's reply comes.
 class read_through::shared_wait final : public pending {
 public:

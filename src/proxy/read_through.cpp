@@ -45,7 +45,7 @@ read_through::outcome read_through::serve(command::args_view args, const command
         fwd_.forward(args, info);  // nothing will be cached: a plain forward
         return outcome::served;
     }
-    if (!join(k, policy)) fill(k, policy);
+    join_or_fill(k, policy);
     return outcome::served;
 }
 
@@ -76,19 +76,25 @@ bool read_through::lookup(const cache::key& k, const command::read_policy& polic
     return true;
 }
 
-bool read_through::join(const cache::key& k, const command::read_policy& policy) {
+// A miss waits for another client's fill of the same entry in flight, or becomes the one others wait for.
+void read_through::join_or_fill(const cache::key& k, const command::read_policy& policy) {
     auto w = waits_.take();
     auto waiter = w->waiter();
-    if (!p_.env.cache.join_fill(k, waiter)) {
+    cache::fill_token token;
+    std::uint64_t flight = 0;
+    if (!p_.env.cache.join_or_lead(k, waiter, token, flight)) {
         waits_.give_back(std::move(w));
-        return false;
+        fill_request& r = p_.queue.push_new(fills_);
+        r.f.token = token;
+        r.f.flight = flight;
+        r.keep_reply = flight != 0;
+        return start_fill(r, k, policy, p_.client.raw, true);
     }
     w->policy = &policy;
     shared_wait& r = *w;
     p_.queue.push(std::move(w));
     fwd_.waiting(r);
     p_.env.stats.shared_misses.add();
-    return true;
 }
 
 std::uint32_t read_through::begin_tracked(coherence::fill_ticket& ticket, coherence::link_tracking*& tracking) {
@@ -99,14 +105,11 @@ std::uint32_t read_through::begin_tracked(coherence::fill_ticket& ticket, cohere
     return n;
 }
 
-void read_through::fill(const cache::key& k, const command::read_policy& policy) {
-    start_fill(p_.queue.push_new(fills_), k, policy, p_.client.raw, true);
-}
-
 void read_through::refresh(const cache::key& k, const command::read_policy& policy, std::string_view command) {
     if (!may_fill_now() || fwd_.write_in_flight(k)) return;
     refresh_request& r = *refreshes_.take().release();  // the link's until refresh_sink gives it back
     r.keep_reply = true;
+    r.f.token = p_.env.cache.begin_fill(k);
     start_fill(r, k, policy, command, false);
     p_.env.stats.refreshes.add();
 }
@@ -115,15 +118,10 @@ void read_through::start_fill(fill_request& r, const cache::key& k, const comman
                               std::string_view command, bool for_client) {
     r.key.assign(k.name);
     r.variant.assign(k.variant);
-    auto& f = r.f;
+    auto& f = r.f;  // token (and flight) already set
     f.db = k.db;
     f.hash = k.hash;
     f.policy = &policy;
-    f.token = p_.env.cache.begin_fill(k);
-    if (for_client) {
-        f.flight = p_.env.cache.share_fill(k, f.token);
-        r.keep_reply = f.flight != 0;
-    }
     f.sent_ms = steady_ms();
     f.batch_start = p_.client.batch_start;
     const std::uint32_t n = begin_tracked(f.ticket, f.tracking);

@@ -810,3 +810,37 @@ TEST_CASE("lru_cache: refresh_ahead asks once for a refresh of a hit late in its
     REQUIRE(c.lookup(make_key(0, "k"), kStart + 29'999, out, &refresh));
     CHECK_FALSE(refresh);
 }
+
+TEST_CASE("lru_cache: of concurrent misses of one entry one leads, the others wait for its reply", "[cache][shared]") {
+    manual_clock clk;
+    lru_cache c({16, 0, 60'000}, 1, clk);
+    const auto k = make_key(0, "k");
+    int calls = 0;
+    std::string got;
+    lru_cache::fill_waiter w1 = [&](const std::shared_ptr<const std::string>& r, bool ok) {
+        ++calls;
+        got = *r;
+        CHECK(ok);
+    };
+    lru_cache::fill_waiter w2 = w1;
+    respcache::cache::fill_token t;
+    std::uint64_t id = 0;
+    CHECK_FALSE(c.join_or_lead(k, w1, t, id));  // leads
+    CHECK(id != 0);
+    respcache::cache::fill_token t2;
+    std::uint64_t id2 = 0;
+    CHECK(c.join_or_lead(k, w2, t2, id2));  // waits
+    c.end_fill(k, id, "$1\r\nv\r\n", true);
+    CHECK(calls == 1);
+    CHECK(got == "$1\r\nv\r\n");
+    // After an invalidation a miss never waits for a fill that began before it.
+    lru_cache::fill_waiter w3 = w1;
+    CHECK_FALSE(c.join_or_lead(k, w3, t, id));
+    c.invalidate("k");
+    lru_cache::fill_waiter w4 = w1;
+    std::uint64_t id4 = 0;
+    CHECK_FALSE(c.join_or_lead(k, w4, t2, id4));
+    CHECK(c.fill(k, t, "$1\r\nx\r\n", 0) == false);  // the first fill's token is stale
+    c.end_fill(k, id, "$1\r\nx\r\n", true);  // a later fill took over: nothing to call
+    CHECK(calls == 1);
+}

@@ -118,12 +118,12 @@ public:
     // Called with the shared fill's reply (the client's reply bytes, an error's included: one copy for
     // every waiter) and whether the backend answered; on the thread that ended the fill, outside every lock.
     using fill_waiter = std::function<void(const std::shared_ptr<const std::string>& reply, bool answered)>;
-    // Makes the fill that `token` announced the one later misses of `k` may wait for; returns its id
-    // (0: `k` cannot be cached). Waiters of an earlier fill of `k` that was invalidated move to it.
-    std::uint64_t share_fill(const key& k, fill_token token);
-    // Waits for the shared fill of `k` in flight, if nothing invalidated or flushed `k` since it began:
-    // true, and `w` will be called once. False: the caller fetches the entry itself.
-    bool join_fill(const key& k, fill_waiter& w);
+    // A miss of `k`: if a fill of it is in flight and nothing invalidated or flushed `k` since it began,
+    // `w` will be called once with its reply (true). Otherwise (false) the caller's fill is announced, as
+    // begin_fill does (`token`), and made the one later misses wait for (`id`; 0 if `k` cannot be cached);
+    // waiters of an earlier fill of `k` that was invalidated move to it. One lock: of two concurrent misses,
+    // one leads and the other waits.
+    bool join_or_lead(const key& k, fill_waiter& w, fill_token& token, std::uint64_t& id);
     // The shared fill `id` of `k` has its reply: every waiter is called, here.
     void end_fill(const key& k, std::uint64_t id, std::string_view reply, bool answered);
 

@@ -50,15 +50,16 @@ private:
     bool may_fill_now() const noexcept;
     // A hit for `k` appended to the reply queue (a missing key's null in the client's protocol).
     bool lookup(const cache::key& k, const command::read_policy& policy);
-    void fill(const cache::key& k, const command::read_policy& policy);
     // A hit past --refresh-ahead of its entry's life: `command` sent again in the background, its reply
     // replacing the entry and going to no client.
     void refresh(const cache::key& k, const command::read_policy& policy, std::string_view command);
     void refresh_value(const cache::key& k);
+    // Sends the fill `r`, whose token (and, for a client's miss, shared fill id) is set.
     void start_fill(fill_request& r, const cache::key& k, const command::read_policy& policy, std::string_view command,
                     bool for_client);
-    // Waits for another client's fill of `k` in flight, if there is one still good: true.
-    bool join(const cache::key& k, const command::read_policy& policy);
+    // A miss of `k`: waits for another client's fill of it in flight if there is one still good, or
+    // fills it (and others may wait for this one).
+    void join_or_fill(const cache::key& k, const command::read_policy& policy);
     // The start of a tracked request on the shared link: its prelude in request_, its ticket and reply count.
     std::uint32_t begin_tracked(coherence::fill_ticket& ticket, coherence::link_tracking*& tracking);
     std::size_t lookup_each(command::args_view args, bool hits_allowed);
