@@ -22,15 +22,14 @@ void flight_key(const key& k, std::string& out) {
 }  // namespace
 
 bool lru_cache::join_or_lead(const key& k, fill_waiter& w, fill_token& token, std::uint64_t& id) {
-    shard& s = shard_for(k.hash);
     if (!cacheable_key(k)) {
-        std::lock_guard guard(s.mu_);
-        token = {s.generations_[generation_slot(k.hash)], s.epoch_};
+        token = begin_fill(k);
         id = 0;
         return false;
     }
     std::string id_key;
     flight_key(k, id_key);
+    shard& s = shard_for(k.hash);
     std::lock_guard guard(s.mu_);
     token = {s.generations_[generation_slot(k.hash)], s.epoch_};
     auto [it, fresh] = s.flights_.try_emplace(std::move(id_key));

@@ -22,6 +22,15 @@ inline constexpr std::string_view kNil3 = "_\r\n";
 using read_detail::kNil2;
 using read_detail::kNil3;
 
+// A tracking prelude's reply to a fill (CLIENT TRACKING, CLIENT CACHING): false if Redis refused it, and
+// the refusal of the first is the tracker's to hear (the link may not be tracking at all).
+inline bool prelude_accepted(environment& env, coherence::link_tracking& lt, const coherence::fill_ticket& t,
+                             std::size_t index, std::string_view bytes) {
+    if (resp::is_ok(bytes)) return true;
+    if (index == 0) env.coherence.prelude_refused(lt, t);
+    return false;
+}
+
 // A miss: [CLIENT TRACKING on ...] [CLIENT CACHING yes] <the read> PTTL key. The reply is the client's
 // in any case; it is inserted if the policy keeps it and coherence allows (tracker::may_fill).
 class read_through::fill_request : public pending {
@@ -67,9 +76,7 @@ protected:
     }
 
     void prelude_reply(std::size_t index, std::string_view bytes) override {
-        if (resp::is_ok(bytes)) return;
-        f.fill_ok = false;
-        if (index == 0) owner_.p_.env.coherence.prelude_refused(*f.tracking, f.ticket);
+        if (!prelude_accepted(owner_.p_.env, *f.tracking, f.ticket, index, bytes)) f.fill_ok = false;
     }
 
     void trailing_reply(std::size_t, std::string_view bytes) override {
@@ -187,9 +194,7 @@ protected:
         f = facts{};
     }
     void prelude_reply(std::size_t index, std::string_view bytes) override {
-        if (resp::is_ok(bytes)) return;
-        f.fill_ok = false;
-        if (index == 0) owner_.p_.env.coherence.prelude_refused(*f.tracking, f.ticket);
+        if (!prelude_accepted(owner_.p_.env, *f.tracking, f.ticket, index, bytes)) f.fill_ok = false;
     }
     void trailing_reply(std::size_t index, std::string_view bytes) override {
         const std::size_t j = index - client_index - 1;
