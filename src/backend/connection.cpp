@@ -24,6 +24,9 @@ constexpr milliseconds kFirstBackoff{50};
 constexpr milliseconds kMaxBackoff{2000};
 constexpr std::size_t kReadSize = 16 * 1024;
 constexpr std::size_t kKeptWriteBytes = 1024 * 1024;
+// Nothing at all arriving for this many request timeouts, with requests waiting, is a backend that has
+// stopped answering: the socket is dropped and what is pending fails.
+constexpr int kSilentFactor = 2;
 
 milliseconds watchdog_tick(milliseconds timeout) {
     return std::clamp(timeout / 4, milliseconds(5), milliseconds(250));
@@ -69,13 +72,15 @@ private:
     std::vector<step> steps_;
 };
 
-// The reply to a SELECT queued by select(): if Redis refuses it, what follows would run in an unknown
-// database, so the socket is ended (its pending requests fail) and the next one starts afresh.
+// The reply to a SELECT queued by select(). If Redis refuses it (-BUSY while a script runs, -LOADING),
+// the requests sent after it ran in the previous database or not at all: each is given Redis's refusal
+// instead of its reply, as Redis would have refused it too, and the next request selects again.
 class connection::select_check final : public request {
 public:
     explicit select_check(connection& owner) : owner_(owner) {}
     void on_reply(std::size_t, std::string_view bytes) override {
-        if (!bytes.empty() && bytes[0] == '-') owner_.drop_socket("SELECT refused by the backend");
+        if (bytes.empty() || bytes[0] != '-') return;
+        if (!owner_.matcher_.replace_replies(this, bytes)) owner_.db_ = kUnknownDb;
     }
     void on_error(std::string_view) override {}
 
@@ -199,11 +204,17 @@ void connection::arm_watchdog() {
     watchdog_.expires_after(watchdog_tick(options_.request_timeout));
     watchdog_.async_wait([self = shared_from_this(), gen = generation_](net::error_code ec) {
         if (ec || gen != self->generation_ || !self->connected_) return;
-        if (auto overdue = self->matcher_.overdue(steady::now())) {
-            self->drop_socket("no reply within " + std::to_string(overdue->count()) + "ms");
+        const auto now = steady::now();
+        // A backend silent for kSilentFactor timeouts has stopped answering; a log-in that is overdue
+        // leaves a socket nothing can use. Otherwise only the overdue requests fail: the others on the
+        // pipeline wait for their replies behind a slow command, as they would have in Redis.
+        const int factor = self->state_ == link_state::ready ? kSilentFactor : 1;
+        if (const auto silent = self->matcher_.silent(now, factor)) {
+            self->drop_socket("nothing received for " + std::to_string(silent->count() * factor) + "ms");
             return;
         }
-        self->arm_watchdog();
+        self->matcher_.expire(now);
+        if (gen == self->generation_ && self->connected_) self->arm_watchdog();
     });
 }
 

@@ -1,6 +1,8 @@
 #include "respcache/backend/reply_matcher.hpp"
 
 #include <algorithm>
+#include <utility>
+#include <vector>
 
 #include "respcache/resp/reply_view.hpp"
 
@@ -20,12 +22,12 @@ std::string unavailable(std::string_view detail) { return "backend unavailable: 
 void reply_matcher::expect(request* r, std::uint32_t replies, milliseconds timeout, clock::time_point now) {
     if (sink_ != nullptr) return;
     if (pending_.empty()) last_progress_ = now;
-    pending_.push_back({r, replies, 0, now, timeout});
+    pending_.push_back({r, replies, 0, now, timeout, false, nullptr});
 }
 
 void reply_matcher::expect_first(request* r, std::uint32_t replies, milliseconds timeout, clock::time_point now) {
     last_progress_ = now;
-    pending_.push_front({r, replies, 0, now, timeout});
+    pending_.push_front({r, replies, 0, now, timeout, false, nullptr});
 }
 
 bool reply_matcher::deliver(std::string_view bytes) {
@@ -48,10 +50,14 @@ bool reply_matcher::deliver(std::string_view bytes) {
         return true;
     }
     pending& front = pending_.front();
-    request* target = front.target;
+    request* target = front.expired ? nullptr : front.target;
     const std::size_t index = front.next_index++;
-    if (--front.remaining == 0) pending_.pop_front();
-    if (target != nullptr) target->on_reply(index, bytes);
+    const std::shared_ptr<const std::string> replacement = front.replacement;
+    if (--front.remaining == 0) {
+        if (front.expired) --expired_front_;
+        pending_.pop_front();
+    }
+    if (target != nullptr) target->on_reply(index, replacement ? std::string_view(*replacement) : bytes);
     return true;
 }
 
@@ -74,17 +80,41 @@ std::string reply_matcher::feed(io_buffer& in, const bool& stop) {
 void reply_matcher::fail_all(std::string_view reason) {
     std::deque<pending> failed;
     failed.swap(pending_);
+    expired_front_ = 0;
     for (auto& p : failed)
-        if (p.target != nullptr) p.target->on_error(reason);
+        if (p.target != nullptr && !p.expired) p.target->on_error(reason);
     if (sink_ != nullptr) sink_->on_stream_error(reason);
 }
 
-std::optional<reply_matcher::milliseconds> reply_matcher::overdue(clock::time_point now) const noexcept {
+std::size_t reply_matcher::expire(clock::time_point now) {
+    // Marked first, told after: a request told may call back into the link (send, close, fail_all).
+    std::vector<std::pair<request*, milliseconds>> late;
+    for (std::size_t i = expired_front_; i < pending_.size(); ++i) {
+        pending& p = pending_[i];
+        if (p.timeout == milliseconds::max() || now - std::max(p.sent, last_progress_) <= p.timeout) break;
+        p.expired = true;
+        ++expired_front_;
+        if (p.target != nullptr) late.emplace_back(p.target, p.timeout);
+    }
+    for (auto [target, timeout] : late) target->on_error(unavailable("no reply within " + std::to_string(timeout.count()) + "ms"));
+    return late.size();
+}
+
+std::optional<reply_matcher::milliseconds> reply_matcher::silent(clock::time_point now, int factor) const noexcept {
     if (pending_.empty()) return std::nullopt;
     const pending& front = pending_.front();
     if (front.timeout == milliseconds::max()) return std::nullopt;
-    if (now - std::max(front.sent, last_progress_) > front.timeout) return front.timeout;
+    if (now - std::max(front.sent, last_progress_) > front.timeout * factor) return front.timeout;
     return std::nullopt;
+}
+
+bool reply_matcher::replace_replies(request* until, std::string_view error) {
+    auto shared = std::make_shared<const std::string>(error);
+    for (pending& p : pending_) {
+        if (p.target == until) return true;
+        p.replacement = shared;
+    }
+    return false;
 }
 
 }  // namespace respcache::backend

@@ -21,6 +21,10 @@ bool may_block(args_view args, const command_info* info) {
     return iequals(args[0], "wait") || iequals(args[0], "waitaof");
 }
 
+bool interrupts_script(args_view args) {
+    return args.size() == 2 && (iequals(args[0], "script") || iequals(args[0], "function")) && iequals(args[1], "kill");
+}
+
 namespace {
 std::optional<milliseconds> seconds_arg(std::string_view s, milliseconds slack) {
     double v = 0;

@@ -169,6 +169,10 @@ client_core::step client_core::dispatch(command::args_view args) {
         const auto served = reader_.serve(args, *cached, info);
         return served == read_through::outcome::wait_barrier ? step::barrier : step::done;
     }
+    if (command::interrupts_script(args)) {
+        fwd_.forward_alone();
+        return step::wait_after;
+    }
     if (command::may_block(args, info)) {
         if (in_flight() > 0) return step::not_yet;
         fwd_.forward_blocking(args, info);

@@ -217,9 +217,16 @@ void forwarder::waiting(pending& p) {
 void forwarder::answered(pending& p) {
     --in_flight_;
     p_.env.stats.in_flight.sub();
+    note_backend_health(p);
     if (!p.errored) return;
     p_.env.stats.backend_errors.add();
     if (pinned_ && p.link == pinned_.get()) pinned_broken_ = true;
+}
+
+void forwarder::note_backend_health(const pending& p) {
+    std::atomic<bool>& busy = p_.env.host.backend_busy();
+    const bool now_busy = !p.errored && std::string_view(p.data).starts_with("-BUSY ");
+    if (now_busy != busy.load(std::memory_order_relaxed)) busy.store(now_busy, std::memory_order_relaxed);
 }
 
 const command::command_info* forwarder::describe(command::args_view args) const {
@@ -307,6 +314,13 @@ void forwarder::forward_blocking(command::args_view args, const command::command
         return;
     }
     send(r, p_.client.raw, 1, wait);
+}
+
+void forwarder::forward_alone() {
+    // No SELECT first: Redis refuses it while a script runs, and these commands concern no database.
+    p_.env.stats.forwarded.add();
+    pin();
+    send_on(*pinned_, p_.queue.push_new(forwards_), p_.client.raw, 1, p_.env.settings.request_timeout());
 }
 
 void forwarder::select_via_backend(std::uint32_t db) {

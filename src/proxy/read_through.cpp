@@ -20,7 +20,7 @@ read_through::outcome read_through::serve(command::args_view args, const command
     // WATCH (or another state) holds a dedicated link: the client is doing read-modify-write, so it reads
     // Redis itself; and an entry filled through a link that goes away with the client would lose its
     // invalidations. A read of other than one key is not the policy's either.
-    const bool one_key = policy.key_index < args.size() && (!policy.key_last || policy.key_index + 1 == args.size());
+    const bool one_key = policy.key_index < args.size() && (!policy.key_last || policy.key_index + 1u == args.size());
     if (fwd_.pinned() || !one_key) {
         fwd_.forward(args, info);
         return outcome::served;

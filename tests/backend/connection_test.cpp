@@ -171,22 +171,40 @@ TEST_CASE("connection: a reply nobody asked for, or bytes that are not RESP, end
     }
 }
 
-TEST_CASE("connection: select() sends SELECT only when the database changes; a refused one ends the socket",
-          "[backend][connection]") {
+TEST_CASE("connection: select() sends SELECT only when the database changes; what follows a refused one gets "
+          "its refusal", "[backend][connection]") {
     fixture f;
     f.log_in();
     f.conn->select(0);
     f.io.poll();
     CHECK(f.stream->take_written().empty());
-    recorder a;
+    recorder a, b, c, d;
     f.conn->select(3);
     f.conn->send(cmd({"GET", "k"}), 1, &a);
+    f.conn->send(cmd({"GET", "j"}), 1, &b);
     f.io.poll();
-    CHECK(f.stream->take_written() == cmd({"SELECT", "3"}) + cmd({"GET", "k"}));
+    CHECK(f.stream->take_written() == cmd({"SELECT", "3"}) + cmd({"GET", "k"}) + cmd({"GET", "j"}));
     CHECK(f.conn->selected_db() == 3);
-    f.push("-ERR DB index is out of range\r\n");
-    CHECK(a.errors == std::vector<std::string>{"backend unavailable: SELECT refused by the backend"});
-    CHECK(f.conn->selected_db() == 0);  // the new socket starts in the address's database
+    const std::string busy = "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
+    // The GETs ran in database 0 (the script ended in between) or were refused: either way Redis's
+    // refusal is their answer, and the socket stays.
+    f.push(busy + "$1\r\nx\r\n" + busy);
+    CHECK(a.replies == std::vector<std::pair<std::size_t, std::string>>{{0, busy}});
+    CHECK(b.replies == std::vector<std::pair<std::size_t, std::string>>{{0, busy}});
+    CHECK(a.errors.empty());
+    CHECK(f.stream->connects == 1);
+    // The database is unknown now: the next request selects again, even database 3.
+    f.conn->select(3);
+    f.conn->send(cmd({"GET", "k"}), 1, &c);
+    f.conn->select(4);
+    f.conn->send(cmd({"GET", "k"}), 1, &d);
+    f.io.poll();
+    CHECK(f.stream->take_written() == cmd({"SELECT", "3"}) + cmd({"GET", "k"}) + cmd({"SELECT", "4"}) + cmd({"GET", "k"}));
+    // A refusal reaches only the requests up to the next SELECT.
+    f.push(busy + busy + "+OK\r\n$1\r\nv\r\n");
+    CHECK(c.replies == std::vector<std::pair<std::size_t, std::string>>{{0, busy}});
+    CHECK(d.replies == std::vector<std::pair<std::size_t, std::string>>{{0, "$1\r\nv\r\n"}});
+    CHECK(f.conn->selected_db() == 4);
 }
 
 TEST_CASE("connection: a refused AUTH at log-in is the connection's error", "[backend][connection]") {

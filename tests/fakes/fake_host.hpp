@@ -28,6 +28,8 @@ public:
     std::string proxy_info() override { return "proxy_version:test\r\n"; }
     void refresh_catalog() override { ++catalog_refreshes; }
     void post(std::function<void()> f) override { posted.push_back(std::move(f)); }
+    std::atomic<bool>& backend_busy() noexcept override { return busy; }
+    std::atomic<bool> busy{false};
     // Runs what was posted (and what that posts in turn).
     void run_posted() {
         while (!posted.empty()) {

@@ -51,7 +51,8 @@ struct connection_options {
 // timeout), logs in (AUTH, HELLO 3 for RESP3, SELECT, CLIENT SETNAME, CLIENT ID) and, when it loses the
 // backend, fails what
 // is pending and reconnects with jittered exponential backoff. A request that gets no reply within its
-// timeout fails the connection (a reply cannot be skipped in a pipeline).
+// timeout fails alone (its reply is dropped when it comes); only a backend that sends nothing for twice
+// the timeout while requests wait is treated as gone.
 //
 // Owned through std::shared_ptr by a pool or a single user; lives on one executor; not thread-safe but
 // for input_waiting() and drain_now().
@@ -105,6 +106,9 @@ public:
 private:
     class handshake;
     class select_check;
+
+    // db_ after a refused SELECT: the next select() sends SELECT whatever it asks for.
+    static constexpr std::uint32_t kUnknownDb = UINT32_MAX;
 
     asio::awaitable<void> run();
     asio::awaitable<std::string> connect_once();

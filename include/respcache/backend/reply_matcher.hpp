@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,8 +16,8 @@ namespace respcache::backend {
 
 // The I/O-free half of a pipelined connection: frames the bytes read from Redis into replies
 // (resp::reply_framer) and hands each to the request it answers, in FIFO order, or to the stream sink
-// in stream mode. It also knows how long the request at the head has waited, for the connection's
-// request timeout.
+// in stream mode. It also keeps the requests' timeouts: a request that waits too long is failed on its own
+// and its reply, when it comes, is dropped, so that one slow command fails no one else on the pipeline.
 //
 // Owned by one connection; a delivery may call back into that connection (send more, close, fail).
 class reply_matcher {
@@ -49,9 +50,18 @@ public:
 
     // Bytes arrived at `now`: the request at the head is being answered.
     void progressed(clock::time_point now) noexcept { last_progress_ = now; }
-    // How long the request at the head was allowed to wait, if it has waited longer than that at `now`
-    // (since it was sent, or since the last bytes arrived, whichever is later).
-    std::optional<milliseconds> overdue(clock::time_point now) const noexcept;
+    // Fails, with "backend unavailable: no reply within <timeout>ms", every request at the front that has
+    // waited longer than its timeout at `now` (since it was sent, or since the last bytes arrived, whichever
+    // is later); their replies will be dropped when they come. Returns how many it failed.
+    std::size_t expire(clock::time_point now);
+    // The timeout of the request at the head if nothing at all has arrived for `factor` times it: the
+    // backend has stopped answering (a slow command is only overdue).
+    std::optional<milliseconds> silent(clock::time_point now, int factor) const noexcept;
+
+    // Gives `error` (a whole RESP error reply) instead of their replies to the requests expected so far,
+    // up to the first one for `until`: those that followed a refused SELECT, which ran in the wrong
+    // database or not at all. False if no request for `until` follows (the database is then unknown).
+    bool replace_replies(request* until, std::string_view error);
 
     std::size_t waiting() const noexcept { return pending_.size(); }
 
@@ -62,6 +72,8 @@ private:
         std::uint32_t next_index;
         clock::time_point sent;
         milliseconds timeout;
+        bool expired = false;  // failed by expire(): its replies are dropped
+        std::shared_ptr<const std::string> replacement;  // given instead of each reply (replace_replies)
     };
 
     // One complete reply: to the head request, or to the sink. False if nobody asked for it.
@@ -71,6 +83,7 @@ private:
     std::deque<pending> pending_;
     stream_sink* sink_ = nullptr;
     clock::time_point last_progress_{};
+    std::size_t expired_front_ = 0;  // expired requests are a prefix of pending_: its length
 };
 
 }  // namespace respcache::backend

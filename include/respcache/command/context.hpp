@@ -46,6 +46,8 @@ public:
 
     // ---- The proxy. ----
     virtual backend_facts facts() const = 0;
+    // Whether Redis's last forwarded reply was -BUSY (see proxy::host::backend_busy).
+    virtual bool backend_busy() const noexcept = 0;
     virtual client_registry& clients() noexcept = 0;
     // Whether clients must log in to the proxy itself (--requirepass).
     virtual bool password_required() const noexcept = 0;

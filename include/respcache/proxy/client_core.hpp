@@ -81,6 +81,9 @@ public:
     void set_protocol(resp::protocol p) override;
     bool authenticated() const noexcept override { return auth_.authenticated(); }
     command::backend_facts facts() const override { return env_.host.facts(); }
+    bool backend_busy() const noexcept override {
+        return env_.host.backend_busy().load(std::memory_order_relaxed);
+    }
     command::client_registry& clients() noexcept override { return env_.clients; }
     bool password_required() const noexcept override { return env_.settings.password_required.load(); }
     std::string proxy_info() const override { return env_.host.proxy_info(); }

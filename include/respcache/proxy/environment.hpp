@@ -37,6 +37,9 @@ public:
     virtual void refresh_catalog() = 0;
     // Runs `f` later on this thread (for answers that arrive on other threads).
     virtual void post(std::function<void()> f) = 0;
+    // Whether the last reply forwarded from Redis was -BUSY (a script or function running past
+    // busy-reply-threshold). While it is set, PING goes to Redis. Shared by every io thread.
+    virtual std::atomic<bool>& backend_busy() noexcept = 0;
 };
 
 // Everything a client core works with, owned by the process or by its io thread, all outliving the core.

@@ -78,6 +78,8 @@ public:
     void forward_blocking(command::args_view args, const command::command_info* info);
     // SELECT judged by Redis (its database count is unknown), leaving the shared link where it was.
     void select_via_backend(std::uint32_t db);
+    // The command as sent, on a dedicated link, without SELECT (SCRIPT KILL, FUNCTION KILL).
+    void forward_alone();
     // A command queued inside MULTI (its effect was applied by the transaction).
     void forward_queued();
 
@@ -103,6 +105,8 @@ private:
     void carry_effect(command::owned_effect& into, command::args_view args, const command::command_info* info);
     // Sends the client's command as it sent it, for `p`.
     void send_as_sent(pending& p);
+    // Sets or clears the host's backend_busy from what `p` got.
+    void note_backend_health(const pending& p);
 
     core_parts p_;
     slot_pool<forward_request> forwards_;

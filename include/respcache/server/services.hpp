@@ -29,6 +29,8 @@ struct backend_health {
     std::atomic<int> connections = 0;     // shared connections in all
     std::atomic<int> up = 0;              // of which ready now
     std::atomic<std::uint64_t> reconnects = 0;
+    // Redis's last forwarded reply was -BUSY (see proxy::host::backend_busy).
+    alignas(64) std::atomic<bool> busy = false;
     mutable std::mutex mu;
     std::string last_error;               // GUARDED_BY(mu)
 };

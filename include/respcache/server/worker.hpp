@@ -43,6 +43,7 @@ public:
     std::string proxy_info() override;
     void refresh_catalog() override { shared_.request_catalog_refresh(); }
     void post(std::function<void()> f) override;
+    std::atomic<bool>& backend_busy() noexcept override { return shared_.health().busy; }
 
     void attach(session* s) { sessions_.insert(s); }
     void detach(session* s) { sessions_.erase(s); }

@@ -53,6 +53,9 @@ bool read_hello_options(context& c, args_view args, std::size_t i, hello_options
 
 void ping(context& c, args_view args) {
     if (args.size() > 2) return c.reply().error(wrong_arity_error("ping"));
+    // Answered here, unless Redis has just answered -BUSY: then Redis answers, as it would a direct
+    // client (-BUSY while the script runs; its PONG after ends the forwarding).
+    if (c.backend_busy()) return c.forward(args);
     if (args.size() == 1)
         c.reply().simple("PONG");
     else

@@ -1,0 +1,132 @@
+"""A backend in trouble: a script or function running past busy-reply-threshold, a command slower than
+--request-timeout. Clients get Redis's own replies (compared with a direct client of the same Redis) or
+"-ERR backend unavailable: ..." within the request timeout; SCRIPT KILL and FUNCTION KILL reach Redis
+while a shared connection is stuck behind the script; nothing is refused afterwards that Redis accepts;
+and a slow command fails no one else's request on a connection that is still alive.
+
+respcache runs with --threads 1 and one shared connection, so that every client of a test shares the
+pipeline that the slow command holds: the case that went wrong before."""
+
+import threading
+import time
+
+import pytest
+
+from conftest import RawClient, RespError, encode_command, scaled, wait_until
+from opslib import proxy_info
+
+BUSY_PREFIX = "BUSY "
+SPIN = "#!lua name=spinlib\nredis.register_function('spin', function() while true do end end)"
+
+
+def one_thread(*extra):
+    return ["--threads", "1", "--backend-connections", "1", *extra]
+
+
+def busy_redis(redis_factory):
+    return redis_factory.start("--busy-reply-threshold", "100")
+
+
+def wait_busy(redis_server):
+    """Until Redis answers a direct client -BUSY (the script has passed busy-reply-threshold)."""
+    def busy():
+        with RawClient(redis_server.port, timeout=scaled(5)) as c:
+            reply = c.command("PING")
+        return isinstance(reply, RespError) and reply.message.startswith(BUSY_PREFIX)
+    wait_until(busy, scaled(10), "Redis to answer -BUSY")
+
+
+def direct_reply(redis_server, *args):
+    with RawClient(redis_server.port, timeout=scaled(5)) as c:
+        return c.command(*args)
+
+
+@pytest.mark.timeout(60)
+def test_while_a_script_is_busy_replies_are_redis_own_and_select_is_never_refused(respcache, redis_factory):
+    redis_server = busy_redis(redis_factory)
+    rc = respcache.start(one_thread(), backend=redis_server)
+    redis_server.client().set("k", "v")
+    script = RawClient(redis_server.port, timeout=scaled(30))  # the script runs on a direct connection
+    try:
+        script.send(encode_command("EVAL", "while true do end", 0))
+        wait_busy(redis_server)
+        expected = direct_reply(redis_server, "GET", "missing")
+        assert isinstance(expected, RespError) and expected.message.startswith(BUSY_PREFIX)
+        with rc.raw(timeout=scaled(10)) as c:
+            # In another database (a SELECT first on the shared connection, which Redis refuses too): the
+            # client gets Redis's -BUSY, never a refusal of its SELECT.
+            assert c.command("SELECT", "2") == b"OK"
+            assert c.command("GET", "missing") == expected
+            assert c.command("SELECT", "0") == b"OK"
+            assert c.command("GET", "missing") == expected
+            # PING follows Redis once it has answered -BUSY: the same error a direct client gets.
+            assert c.command("PING") == direct_reply(redis_server, "PING")
+            assert c.command("SCRIPT", "KILL") == b"OK"
+        reply = script.read_reply()
+        assert isinstance(reply, RespError) and "Script killed" in reply.message, reply
+    finally:
+        script.close()
+    # Afterwards everything works, in every database, without an error Redis would not give.
+    with rc.raw(timeout=scaled(10)) as c:
+        assert c.command("PING") == b"PONG"
+        assert c.command("PING") == b"PONG"
+        for db in ("3", "0", "5"):
+            assert c.command("SELECT", db) == b"OK"
+            assert c.command("SET", f"after:{db}", db) == b"OK"
+            assert c.command("GET", f"after:{db}") == db.encode()
+    assert redis_server.client(db=3).get("after:3") == b"3"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["script", "function"])
+def test_kill_reaches_redis_while_the_shared_connection_is_stuck_behind_the_script(respcache, redis_factory, kind):
+    redis_server = busy_redis(redis_factory)
+    if kind == "function":
+        redis_server.client().function_load(SPIN)
+    # A request timeout longer than the test's wait, so that the script's client hears Redis's answer.
+    rc = respcache.start(one_thread("--request-timeout", "20s"), backend=redis_server)
+    runner = rc.raw(timeout=scaled(30))
+    try:
+        runner.send(encode_command("EVAL", "while true do end", 0) if kind == "script"
+                    else encode_command("FCALL", "spin", 0))
+        wait_busy(redis_server)
+        stuck = rc.raw(timeout=scaled(30))
+        stuck.send(encode_command("GET", "queued-behind-the-script"))  # the same shared connection
+        with rc.raw(timeout=scaled(10)) as killer:
+            assert killer.command("SCRIPT" if kind == "script" else "FUNCTION", "KILL") == b"OK"
+        reply = runner.read_reply()
+        assert isinstance(reply, RespError) and "killed" in reply.message.lower(), reply
+        assert stuck.read_reply() is None  # its reply, once Redis read it: the key is missing
+        stuck.close()
+    finally:
+        runner.close()
+    assert redis_server.commandstats()[f"{kind}|kill"] == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_command_slower_than_the_request_timeout_fails_alone(respcache, redis_server):
+    """DEBUG SLEEP 3 with --request-timeout 2s: the sleeper gets the timeout error at 2 s; a GET sent
+    behind it on the same connection 2 s in (its own deadline is 4 s) gets its value when Redis wakes at
+    3 s; the shared connection is never dropped (backend_reconnects stays), as nothing but one command
+    was slow."""
+    redis_server.client().set("k", "value")
+    rc = respcache.start(one_thread("--request-timeout", "2s"), backend=redis_server)
+    reconnects = int(proxy_info(rc.port)["backend_reconnects"])
+    replies = {}
+
+    def sleeper():
+        with rc.raw(timeout=scaled(30)) as c:
+            replies["sleep"] = c.command("DEBUG", "SLEEP", "3")
+
+    t = threading.Thread(target=sleeper, daemon=True)
+    t.start()
+    time.sleep(2.0)  # a minimum: the GET must be sent after the sleeper's timeout has been reached
+    with rc.raw(timeout=scaled(30)) as c:
+        assert c.command("GET", "k") == b"value"
+    t.join(scaled(30))
+    reply = replies["sleep"]
+    assert isinstance(reply, RespError) and reply.message == "ERR backend unavailable: no reply within 2000ms", reply
+    with rc.raw(timeout=scaled(10)) as c:
+        assert c.command("SET", "k", "next") == b"OK"
+        assert c.command("GET", "k") == b"next"
+    assert int(proxy_info(rc.port)["backend_reconnects"]) == reconnects
