@@ -7,6 +7,7 @@ and a slow command fails no one else's request on a connection that is still ali
 respcache runs with --threads 1 and one shared connection, so that every client of a test shares the
 pipeline that the slow command holds: the case that went wrong before."""
 
+import signal
 import threading
 import time
 
@@ -130,3 +131,68 @@ def test_a_command_slower_than_the_request_timeout_fails_alone(respcache, redis_
         assert c.command("SET", "k", "next") == b"OK"
         assert c.command("GET", "k") == b"next"
     assert int(proxy_info(rc.port)["backend_reconnects"]) == reconnects
+
+
+# ---------------------------------------------------------------------------------------------------
+# --stale-if-error: hits while the backend is unreachable, for a bounded time, opt in.
+
+
+def is_backend_error(reply) -> bool:
+    return isinstance(reply, RespError) and reply.message.startswith("ERR backend unavailable")
+
+
+def backend_down(port):
+    info = proxy_info(port)
+    return info["backend_state"] == "down" and info["invalidation_channel"] == "down"
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("window", ["0", "4s"])
+def test_stale_if_error_serves_hits_for_its_window_only_while_redis_is_unreachable(respcache, redis_server, window):
+    rc = respcache.start(["--stale-if-error", window, "--request-timeout", "500ms", "--connect-timeout", "200ms"],
+                         backend=redis_server)
+    redis_server.client().set("hot", "before")
+    with rc.raw() as c:
+        assert c.command("GET", "hot") == b"before"
+        wait_until(lambda: c.command("GET", "hot") == b"before" and proxy_info(rc.port)["cached_keys"] == "1",
+                   scaled(10), "the key cached")
+    redis_server.stop(signal.SIGKILL)
+    wait_until(lambda: backend_down(rc.port), scaled(10), "respcache to see Redis gone")
+    with rc.raw(timeout=scaled(10)) as c:
+        reply = c.command("GET", "hot")
+        if window == "0":
+            assert is_backend_error(reply), reply  # the cache went with the channel: today's behaviour
+            assert int(proxy_info(rc.port)["cache_stale_hits"]) == 0
+            return
+        assert reply == b"before"
+        assert is_backend_error(c.command("GET", "never-cached"))
+        assert int(proxy_info(rc.port)["cache_stale_hits"]) >= 1
+        # Past the window the stale entries are not served (the window counts from the loss).
+        wait_until(lambda: is_backend_error(c.command("GET", "hot")), scaled(15), "the window to close")
+    # Redis back (empty, then written directly): the stale entry is gone before anything is served.
+    redis_server.start()
+    redis_server.client().set("hot", "after")
+    wait_until(lambda: proxy_info(rc.port)["invalidation_channel"] == "live", scaled(15), "the channel back")
+    with rc.raw(timeout=scaled(10)) as c:
+        wait_until(lambda: c.command("GET", "hot") == b"after", scaled(10), "the fresh value")
+
+
+@pytest.mark.timeout(60)
+def test_stale_if_error_serves_nothing_stale_while_redis_is_reachable(respcache, redis_server):
+    """Tracking lost while Redis still answers (the channel's connection, or the data connections that
+    tracked the reads, killed): the entries it left are never served, and a write made meanwhile is read
+    back fresh."""
+    rc = respcache.start(["--stale-if-error", "60s"], backend=redis_server)
+    direct = redis_server.client()
+    direct.set("k", "old")
+    for name in ("respcache", "respcache-invalidation"):
+        with rc.raw() as c:
+            assert c.command("GET", "k") == direct.get("k")
+            assert c.command("GET", "k") == direct.get("k")
+        for line in direct.client_list():
+            if line.get("name") == name:
+                direct.client_kill_filter(_id=line["id"])
+        direct.set("k", f"new after {name} killed")
+        with rc.raw(timeout=scaled(10)) as c:
+            assert c.command("GET", "k") == direct.get("k")
+    assert int(proxy_info(rc.port)["cache_stale_hits"]) == 0

@@ -84,6 +84,7 @@ void invalidation_listener::go_live() {
     // runs while the listener reads the channel (under read_mutex), and only it reads the channel until
     // it is live.
     t.channel.store(conn_.get(), std::memory_order_seq_cst);
+    tracker_.end_stale();
     t.epoch.fetch_add(1, std::memory_order_acq_rel);
     t.live.store(true, std::memory_order_seq_cst);
     phase_ = phase::live;
@@ -123,10 +124,13 @@ void invalidation_listener::lost(std::string_view why) {
     if (phase_ != phase::closed && phase_ != phase::backing_off) phase_ = phase::connecting;
     if (!was_live) return;
     t.losses.fetch_add(1, std::memory_order_relaxed);
-    tracker_.cache().flush_all();
+    const bool kept = phase_ != phase::closed && tracker_.keep_stale();
+    if (!kept) tracker_.cache().flush_all();
     tracker_.flushed();
     if (phase_ != phase::closed)
-        log::warn("invalidation channel lost: cache flushed, filling paused until it is back", {{"reason", std::string(why)}});
+        log::warn(kept ? "invalidation channel lost: cache kept for --stale-if-error, filling paused until it is back"
+                       : "invalidation channel lost: cache flushed, filling paused until it is back",
+                  {{"reason", std::string(why)}});
 }
 
 void invalidation_listener::on_stream_reply(std::string_view bytes) {

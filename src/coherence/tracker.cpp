@@ -15,6 +15,7 @@ bool tracker::cache_refused() const noexcept {
 
 bool tracker::catch_up() {
     if (!state_.live.load(std::memory_order_seq_cst)) return false;
+    if (state_.stale_since_ms.load(std::memory_order_seq_cst) != 0) return false;
     backend::connection* channel = state_.channel.load(std::memory_order_seq_cst);
     if (channel == nullptr) return false;
     // Checked after the socket: bytes taken before our look are either applied or being applied.
@@ -60,9 +61,35 @@ void tracker::link_closing(link_tracking& lt, const backend::link& link) {
     // more. Which entries those are is not recorded, so all go, before the socket does.
     if (lt.epoch == 0 || lt.socket != link.socket_id()) return;
     lt.epoch = 0;
-    cache_.flush_all();
+    if (!keep_stale()) cache_.flush_all();
     state_.losses.fetch_add(1, std::memory_order_relaxed);
     flushed();  // and so must every client that tracks what it read
+}
+
+namespace {
+std::int64_t steady_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count() + 1;  // never 0
+}
+}  // namespace
+
+bool tracker::keep_stale() {
+    if (state_.stale_window_ms.load(std::memory_order_relaxed) <= 0 || !tracking_wanted()) return false;
+    std::int64_t none = 0;
+    state_.stale_since_ms.compare_exchange_strong(none, steady_ms(), std::memory_order_seq_cst);
+    return true;
+}
+
+bool tracker::stale_servable() const noexcept {
+    const std::int64_t since = state_.stale_since_ms.load(std::memory_order_acquire);
+    return since != 0 && steady_ms() - since <= state_.stale_window_ms.load(std::memory_order_relaxed);
+}
+
+void tracker::end_stale() {
+    if (state_.stale_since_ms.load(std::memory_order_seq_cst) == 0) return;
+    // Flushed before the mark goes: whoever sees no mark finds no stale entry.
+    cache_.flush_all();
+    state_.stale_since_ms.store(0, std::memory_order_seq_cst);
 }
 
 read_gate::verdict read_gate::check(tracker& t) {

@@ -203,6 +203,10 @@ std::vector<option_row> client_limit_options() {
     return {
         {"max-clients", "a whole number from 1 to 1000000", "most connected clients (default 10000)",
          integer_in(&config::max_clients, 1, 1'000'000)},
+        {"stale-if-error", "a duration such as 0, 30s or 5m",
+         "with --invalidation tracking: when the backend becomes unreachable, hits are served from the cache "
+         "for at most this long, though no invalidation can reach them; 0 = never (default 0)",
+         duration_at_least(&config::stale_if_error, milliseconds(0))},
         {"timeout", "a duration such as 0, 300s or 5m",
          "close a client idle this long (not subscribers or blocked clients); 0 = never (default 0)",
          duration_at_least(&config::idle_timeout, milliseconds(0))},

@@ -55,7 +55,11 @@ std::optional<bool> read_through::may_hit(const cache::key& k, bool& cacheable) 
     if (!cacheable) return false;
     const auto verdict = gate_.check(p_.env.coherence);
     if (verdict == coherence::read_gate::verdict::wait_barrier) return std::nullopt;
-    return verdict == coherence::read_gate::verdict::serve;
+    stale_ = false;
+    if (verdict == coherence::read_gate::verdict::serve) return true;
+    // --stale-if-error: what a loss left in the cache, while this client's way to Redis is not up.
+    stale_ = p_.env.coherence.stale_servable() && !fwd_.backend_reachable();
+    return stale_;
 }
 
 bool read_through::lookup(const cache::key& k, const command::read_policy& policy) {
@@ -72,6 +76,7 @@ bool read_through::lookup(const cache::key& k, const command::read_policy& polic
         std::string_view(out).substr(at) == kNil2)
         out.replace(at, kNil2.size(), kNil3);
     p_.env.stats.hits.add();
+    if (stale_) p_.env.stats.stale_hits.add();
     p_.env.stats.hit_latency.record(std::chrono::steady_clock::now() - p_.client.batch_start);
     return true;
 }

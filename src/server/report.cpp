@@ -11,7 +11,7 @@ namespace respcache::server {
 namespace {
 
 struct totals {
-    std::uint64_t commands = 0, hits = 0, misses = 0, shared_misses = 0, refreshes = 0, forwarded = 0, backend_errors = 0, connections = 0,
+    std::uint64_t commands = 0, hits = 0, misses = 0, shared_misses = 0, refreshes = 0, stale_hits = 0, forwarded = 0, backend_errors = 0, connections = 0,
                   rejected = 0, protocol_errors = 0, output_limit = 0, idle = 0, auth_failures = 0, pinned = 0,
                   in_flight = 0;
 };
@@ -24,6 +24,7 @@ totals sum(services& s) {
         t.misses += st->misses.get();
         t.shared_misses += st->shared_misses.get();
         t.refreshes += st->refreshes.get();
+        t.stale_hits += st->stale_hits.get();
         t.forwarded += st->forwarded.get();
         t.backend_errors += st->backend_errors.get();
         t.connections += st->connections.get();
@@ -149,6 +150,8 @@ void append_metrics(std::string& out, services& s, const totals& t, const cache:
     metric("cache_shared_misses_total", "counter", "Misses that waited for another client's request of the entry.",
            d(t.shared_misses));
     metric("cache_refreshes_total", "counter", "Entries read again ahead of their TTL (--refresh-ahead).", d(t.refreshes));
+    metric("cache_stale_hits_total", "counter", "Hits served while the backend was unreachable (--stale-if-error).",
+           d(t.stale_hits));
     metric("cache_evictions_total", "counter", "Entries evicted by capacity or max-memory.", d(c.evictions));
     metric("cache_expirations_total", "counter", "Entries expired.", d(c.expirations));
     metric("cache_invalidations_total", "counter", "Entries removed by writes or invalidations.", d(c.invalidations));
@@ -254,6 +257,7 @@ std::string proxy_info_section(services& s) {
     line("cache_hit_ratio", ratio(t.hits, t.misses));
     num("cache_shared_misses", t.shared_misses);
     num("cache_refreshes", t.refreshes);
+    num("cache_stale_hits", t.stale_hits);
     num("cache_evictions", c.evictions);
     num("cache_expirations", c.expirations);
     num("cache_invalidations", c.invalidations);

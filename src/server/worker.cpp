@@ -58,7 +58,8 @@ void worker::start_backend() {
     pool_.on_shared([this, &health](std::size_t i, backend::connection& conn) {
         health.connections.fetch_add(1);
         auto counted = std::make_shared<bool>(false);
-        conn.on_ready([&health, counted] {
+        conn.on_ready([this, &health, counted] {
+            shared_.coherence().end_stale();
             if (!*counted) {
                 *counted = true;
                 health.up.fetch_add(1);

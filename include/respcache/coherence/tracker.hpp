@@ -91,6 +91,14 @@ public:
     // A shared link's socket is about to close: if it had tracking on, flush (invariant 4).
     void link_closing(link_tracking& lt, const backend::link& link);
 
+    // --stale-if-error. At a loss that would flush the cache: true if the entries are kept instead,
+    // marked stale (never served as hits again, see catch_up, until a flush). stale_servable: whether a
+    // client whose link to the backend is not up may be served them now. end_stale: the backend is
+    // reachable again: the stale entries go (before the channel goes live, before a link serves again).
+    bool keep_stale();
+    bool stale_servable() const noexcept;
+    void end_stale();
+
     // Told of every invalidation the channel brings (its keys; none with `flush`: everything), and of
     // each loss and return of the channel (as a flush): what clients that track keys themselves must
     // hear of. Called on whichever thread reads the channel; must not block. Set before the channel starts.

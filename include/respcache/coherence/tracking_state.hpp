@@ -22,6 +22,10 @@ struct tracking_state {
     std::atomic<std::uint64_t> invalidations{0};  // invalidation messages received
     std::atomic<std::uint64_t> losses{0};         // times the cache was flushed for a lost channel or link
     std::atomic<std::uint64_t> barriers{0};       // read barriers passed (--consistency strict)
+    // --stale-if-error: how long entries may be served after the backend became unreachable (0: never),
+    // and since when (steady clock, ms) the cache holds entries that a loss left untracked (0: none).
+    std::atomic<std::int64_t> stale_window_ms{0};
+    std::atomic<std::int64_t> stale_since_ms{0};
 
     // Catching up with the channel from any thread. `read_mutex` serializes every read of the channel's
     // socket (the listener's and the io threads'); `channel` is its connection while live (published

@@ -29,6 +29,8 @@ public:
     backend::link& shared_link();
     coherence::link_tracking& shared_tracking();
     bool pinned() const noexcept { return pinned_ != nullptr; }
+    // Whether the client's shared link to Redis is up (logged in).
+    bool backend_reachable() { return shared_link().state() == backend::link_state::ready; }
     backend::link& pinned_link() noexcept { return *pinned_; }
     // Holds a dedicated link from now on (no-op if one is held).
     void pin();

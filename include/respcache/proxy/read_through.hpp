@@ -68,6 +68,7 @@ private:
     core_parts p_;
     forwarder& fwd_;
     coherence::read_gate gate_;
+    bool stale_ = false;  // may_hit allowed a stale hit (--stale-if-error)
     std::unique_ptr<refresh_sink> refreshes_done_;
     slot_pool<fill_request> fills_;
     slot_pool<refresh_request> refreshes_;

@@ -62,6 +62,7 @@ struct thread_stats {
     counter misses;               // cache lookups that missed (the key was read from the backend)
     counter shared_misses;        // misses that waited for another client's request of the same entry
     counter refreshes;            // entries read again ahead of their TTL (--refresh-ahead)
+    counter stale_hits;           // hits served while the backend was unreachable (--stale-if-error)
     counter forwarded;            // other commands sent to the backend
     counter backend_errors;       // requests answered "backend unavailable"
     counter connections;          // clients accepted
