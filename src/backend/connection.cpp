@@ -227,7 +227,8 @@ void connection::queue_handshake() {
     std::string bytes;
     std::vector<handshake::step> steps;
     const auto& a = options_.address;
-    if (!a.password.empty()) {
+    // A named user always logs in, even with an empty password (a nopass user): never as the default one.
+    if (!a.password.empty() || !a.user.empty()) {
         if (a.user.empty())
             resp::write_command(bytes, {"AUTH", a.password});
         else

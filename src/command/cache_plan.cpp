@@ -195,6 +195,13 @@ void reply_variant(resp::protocol proto, std::string_view name, args_view args, 
     }
 }
 
+std::string user_partition(std::string_view user) {
+    std::string out("U");
+    append_length(out, user.size());
+    out.append(user);
+    return out;
+}
+
 namespace {
 // Reads one length-prefixed piece of a variant (see append_length); false at the end or if malformed.
 bool next_piece(std::string_view& in, std::string_view& piece) {

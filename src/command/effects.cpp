@@ -44,6 +44,12 @@ void effect_of(const command_info* info, args_view args, std::uint32_t db, cache
         out.all = true;
         return;
     }
+    if (iequals(name, "acl") && args.size() > 1 &&
+        (iequals(args[1], "setuser") || iequals(args[1], "deluser") || iequals(args[1], "load"))) {
+        // A user's permissions changed: what Redis let it read may now be refused (the cache is per user).
+        out.all = true;
+        return;
+    }
     if (iequals(name, "flushdb")) {
         out.dbs.push_back(db);
         return;

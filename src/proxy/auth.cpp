@@ -16,6 +16,7 @@ public:
     bool hello = false;
     command::hello_request wish;  // HELLO's protocol and SETNAME
     std::string user;
+    std::string password;  // for the connections of the user's pool, made at its first client
 
     void complete() override { owner_.attempt_done(*this); }
 
@@ -26,6 +27,7 @@ protected:
         hello = false;
         wish = {};
         user.clear();
+        password.clear();
     }
 
 private:
@@ -52,9 +54,16 @@ bool auth::log_in_locally(std::string_view user, std::string_view password) {
         return false;
     }
     set_authenticated(true);
+    use_user("default", {});  // --requirepass: the proxy's own user in Redis
     std::lock_guard guard(p_.client.info->mu);
     p_.client.info->user = std::string(user);
     return true;
+}
+
+void auth::use_user(std::string_view user, std::string_view password) {
+    const user_links l = user == "default" && password.empty() ? user_links{} : p_.env.host.links_for(user, password);
+    fwd_.use_links(l);
+    p_.client.cache_partition = l.links == nullptr ? std::string() : command::user_partition(user);
 }
 
 void auth::log_in_via_backend(command::args_view auth_args, const command::hello_request* hello) {
@@ -62,6 +71,7 @@ void auth::log_in_via_backend(command::args_view auth_args, const command::hello
     a.hello = hello != nullptr;
     if (hello != nullptr) a.wish = *hello;
     a.user = auth_args.size() == 3 ? std::string(auth_args[1]) : std::string("default");
+    a.password = std::string(auth_args.back());
     a.own = p_.env.links.acquire_dedicated(p_.client.proto);
     request_.clear();
     resp::write_command(request_, auth_args);
@@ -72,6 +82,7 @@ void auth::attempt_done(attempt& a) {
     // The connection now speaks as the client's user: never reuse it.
     if (a.own) p_.env.links.release_dedicated(std::move(a.own), false);
     if (!resp::is_ok(a.data)) return;
+    use_user(a.user, a.password);
     {
         std::lock_guard guard(p_.client.info->mu);
         p_.client.info->user = a.user;
@@ -86,6 +97,7 @@ void auth::attempt_done(attempt& a) {
 
 void auth::reset() {
     if (p_.env.settings.password_required.load()) set_authenticated(false);
+    use_user("default", {});
 }
 
 }  // namespace respcache::proxy

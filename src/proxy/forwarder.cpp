@@ -109,14 +109,27 @@ forwarder::forwarder(core_parts parts) : p_(parts), forwards_(*this), blockings_
 
 forwarder::~forwarder() { drop_retained(); }
 
+backend::link_pool& forwarder::links() noexcept { return user_.links != nullptr ? *user_.links : p_.env.links; }
+
+const backend::link_pool& forwarder::links() const noexcept {
+    return user_.links != nullptr ? *user_.links : p_.env.links;
+}
+
+void forwarder::use_links(user_links l) {
+    // A dedicated link logged in as the previous user is never given back to be reused by another.
+    drop_retained();
+    if (pinned_) pinned_broken_ = true;
+    user_ = l;
+}
+
 backend::link& forwarder::target() { return pinned_ ? *pinned_ : shared_link(); }
 
-std::size_t forwarder::shared_index() const noexcept { return p_.env.links.shared_index(p_.client.id(), p_.client.proto); }
+std::size_t forwarder::shared_index() const noexcept { return links().shared_index(p_.client.id(), p_.client.proto); }
 
-backend::link& forwarder::shared_link() { return p_.env.links.shared(shared_index()); }
+backend::link& forwarder::shared_link() { return links().shared(shared_index()); }
 
 coherence::link_tracking& forwarder::shared_tracking() {
-    return p_.env.tracking[shared_index()];
+    return (user_.tracking != nullptr ? *user_.tracking : p_.env.tracking)[shared_index()];
 }
 
 void forwarder::pin() {
@@ -132,7 +145,7 @@ void forwarder::pin() {
         return;
     }
     drop_retained();
-    pinned_ = p_.env.links.acquire_dedicated(p_.client.proto);
+    pinned_ = links().acquire_dedicated(p_.client.proto);
 }
 
 void forwarder::release(bool clean) {
@@ -149,14 +162,14 @@ void forwarder::release(bool clean) {
         pinned_broken_ = false;
         return;
     }
-    p_.env.links.release_dedicated(std::move(l), clean && !pinned_broken_ && !tracked);
+    links().release_dedicated(std::move(l), clean && !pinned_broken_ && !tracked);
     pinned_broken_ = false;
     // What the client read there will never be announced: it must drop it.
     if (tracked && on_untracked_read) on_untracked_read();
 }
 
 void forwarder::drop_retained() {
-    if (retained_) p_.env.links.release_dedicated(std::move(retained_), false);
+    if (retained_) links().release_dedicated(std::move(retained_), false);
 }
 
 bool forwarder::pinned_tracking_prelude(std::string& out) {

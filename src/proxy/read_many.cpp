@@ -6,7 +6,8 @@
 namespace respcache::proxy {
 
 read_through::outcome read_through::serve_many(command::args_view args, const command::read_policy& policy) {
-    if (fwd_.pinned()) {
+    // A client of another user than the proxy's reads Redis for every MGET: GET's entries are per user.
+    if (fwd_.pinned() || !p_.client.cache_partition.empty()) {
         fwd_.forward(args);
         return outcome::served;
     }

@@ -29,6 +29,7 @@ read_through::outcome read_through::serve(command::args_view args, const command
         command::reply_variant(p_.client.proto, info->name, args, policy.key_index, variant_);
     else
         variant_.clear();
+    if (!p_.client.cache_partition.empty()) variant_.insert(0, p_.client.cache_partition);
     const cache::key k = cache::make_key(p_.client.db, args[policy.key_index], variant_);
     p_.env.stats.hot.read(k.db, k.name);
     bool cacheable = false;

@@ -10,8 +10,9 @@ namespace respcache::server {
 worker::worker(services& shared, std::size_t index, backend::connection_options backend_options)
     : index_(index),
       shared_(shared),
-      pool_(io_.get_executor(), std::move(backend_options), shared.startup_config().backend_connections),
+      pool_(io_.get_executor(), backend_options, shared.startup_config().backend_connections),
       tracking_(pool_.shared_slots()),
+      backend_options_(std::move(backend_options)),
       env_{*this,           shared.settings(), shared.cache(),           shared.coherence(), pool_, tracking_,
            shared.clients(), shared.client_tracking(), stats_} {
     shared_.register_stats(&stats_);
@@ -79,10 +80,38 @@ void worker::start_backend() {
     pool_.start();
 }
 
-void worker::stop_backend() { pool_.close(); }
+void worker::stop_backend() {
+    pool_.close();
+    for (auto& [name, u] : users_) u.pool->close();
+}
 
 void worker::apply_timeouts(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds request_timeout) {
     pool_.set_timeouts(connect_timeout, request_timeout);
+    for (auto& [name, u] : users_) u.pool->set_timeouts(connect_timeout, request_timeout);
+    backend_options_.connect_timeout = connect_timeout;
+    backend_options_.request_timeout = request_timeout;
+}
+
+proxy::user_links worker::links_for(std::string_view user, std::string_view password) {
+    const std::string& own = backend_options_.address.user;
+    if (user == (own.empty() ? std::string_view("default") : std::string_view(own))) return {};
+    auto it = users_.find(user);
+    if (it == users_.end()) {
+        backend::connection_options o = backend_options_;
+        o.address.user = std::string(user);
+        o.address.password = std::string(password);
+        user_pool u;
+        u.pool = std::make_unique<backend::pool>(io_.get_executor(), std::move(o), shared_.startup_config().backend_connections);
+        u.tracking.resize(u.pool->shared_slots());
+        it = users_.emplace(std::string(user), std::move(u)).first;
+        user_pool& p = it->second;
+        // As for the proxy's own links: Redis forgets what a closing link tracked (invariant 4).
+        p.pool->on_shared([this, &p](std::size_t i, backend::connection& conn) {
+            conn.on_closing([this, &p, &conn, i] { shared_.coherence().link_closing(p.tracking[i], conn); });
+        });
+        p.pool->start();
+    }
+    return {it->second.pool.get(), &it->second.tracking};
 }
 
 }  // namespace respcache::server

@@ -78,6 +78,11 @@ TEST_CASE("effects: what each kind of command changes", "[command][effects]") {
         {{"FLUSHDB"}, 3, {}, {3}, false},
         {{"flushdb", "ASYNC"}, 0, {}, {0}, false},
         {{"FLUSHALL"}, 5, {}, {}, true},
+        // A user's permissions change: everything cached for users Redis judged before goes.
+        {{"ACL", "SETUSER", "reader", "~other:*"}, 0, {}, {}, true},
+        {{"acl", "deluser", "reader"}, 0, {}, {}, true},
+        {{"ACL", "LOAD"}, 0, {}, {}, true},
+        {{"ACL", "WHOAMI"}, 0, {}, {}, false},
         {{"flushall", "SYNC"}, 0, {}, {}, true},
         {{"SWAPDB", "1", "2"}, 0, {}, {1, 2}, false},
         {{"swapdb", "0", "15"}, 7, {}, {0, 15}, false},

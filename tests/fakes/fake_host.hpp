@@ -29,6 +29,11 @@ public:
     void refresh_catalog() override { ++catalog_refreshes; }
     void post(std::function<void()> f) override { posted.push_back(std::move(f)); }
     std::atomic<bool>& backend_busy() noexcept override { return busy; }
+    proxy::user_links links_for(std::string_view user, std::string_view) override {
+        users_asked.emplace_back(user);
+        return {};
+    }
+    std::vector<std::string> users_asked;
     std::atomic<bool> busy{false};
     // Runs what was posted (and what that posts in turn).
     void run_posted() {

@@ -72,6 +72,11 @@ private:
 void reply_variant(resp::protocol proto, std::string_view name, args_view args, std::size_t key_index,
                    std::string& out);
 
+// What the variants of the entries read by clients logged in to Redis as `user` (other than the proxy's
+// own) begin with: 'U', the name's length, the name. A reply variant begins with the protocol (2 or 3), so
+// no entry of one user is ever another's; read_of_entry rebuilds none of them (a warm start skips them).
+std::string user_partition(std::string_view user);
+
 // The read that fills the entry of key `name` with `variant` (as reply_variant made it; empty: GET's
 // entry), rebuilt under `plan`: its arguments and its client's protocol. nullopt if the variant is not
 // well formed or names a command `plan` does not cache.

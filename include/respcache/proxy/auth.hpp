@@ -30,6 +30,9 @@ private:
     class attempt;
     void set_authenticated(bool in);
     void attempt_done(attempt& a);
+    // The client's commands run as `user` from now on (the proxy's own user for "default" with no
+    // password), and its reads are cached apart from other users'.
+    void use_user(std::string_view user, std::string_view password);
 
     command::context& ctx_;
     core_parts p_;

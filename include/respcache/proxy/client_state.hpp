@@ -35,6 +35,10 @@ struct client_state {
     std::string rewritten;   // storage for a re-encoded command (inline, or rewritten by a handler)
     bool tracking = false;   // CLIENT TRACKING is on: dedicated links get tracking on too
     bool track_read = false; // the command being dispatched is a read Redis must track for this client
+    // Put before the variant of every cache key this client reads: empty for the user of --backend, else
+    // command::user_partition of its user, so that an entry is served only to clients of the user whose
+    // read Redis allowed.
+    std::string cache_partition;
     cache::millis now = 0;   // read once per batch, for expiry checks
     std::chrono::steady_clock::time_point batch_start;  // when the current batch was read
 

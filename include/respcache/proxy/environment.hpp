@@ -19,6 +19,13 @@ namespace respcache::proxy {
 
 class tracking_table;
 
+// The backend links of the clients logged in to Redis as one user, on one io thread: a pool whose
+// connections log in as that user, with coherence's record of each shared one.
+struct user_links {
+    backend::link_pool* links = nullptr;  // nullptr: the proxy's own (environment::links)
+    std::vector<coherence::link_tracking>* tracking = nullptr;
+};
+
 // What a client core asks of the process and of its io thread beyond plain data. Implemented by the
 // server layer's worker; by a fake in the tests.
 class host {
@@ -40,6 +47,10 @@ public:
     // Whether the last reply forwarded from Redis was -BUSY (a script or function running past
     // busy-reply-threshold). While it is set, PING goes to Redis. Shared by every io thread.
     virtual std::atomic<bool>& backend_busy() noexcept = 0;
+    // The links for clients that Redis accepted as `user` with `password`: the proxy's own (both null)
+    // when that is the user of --backend; else this thread's pool for the user, made for its first client
+    // (with the password that client gave) and kept while the thread runs.
+    virtual user_links links_for(std::string_view user, std::string_view password) = 0;
 };
 
 // Everything a client core works with, owned by the process or by its io thread, all outliving the core.

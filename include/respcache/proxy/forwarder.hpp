@@ -29,6 +29,9 @@ public:
     backend::link& shared_link();
     coherence::link_tracking& shared_tracking();
     bool pinned() const noexcept { return pinned_ != nullptr; }
+    // The links the client's commands go to from now on: those of the user it logged in as (AUTH, HELLO
+    // AUTH); a default user_links for the proxy's own. A link pinned now stays until it is released.
+    void use_links(user_links l);
     // Whether the client's shared link to Redis is up (logged in).
     bool backend_reachable() { return shared_link().state() == backend::link_state::ready; }
     backend::link& pinned_link() noexcept { return *pinned_; }
@@ -114,6 +117,10 @@ private:
     slot_pool<forward_request> forwards_;
     slot_pool<blocking_request> blockings_;
     slot_pool<select_probe> probes_;
+    backend::link_pool& links() noexcept;
+    const backend::link_pool& links() const noexcept;
+
+    user_links user_;  // the client's user's links; null members: the proxy's own (p_.env)
     std::shared_ptr<backend::link> pinned_;
     bool pinned_broken_ = false;
     bool pinned_tracked_ = false;  // CLIENT TRACKING was turned on on the pinned link

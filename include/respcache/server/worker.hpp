@@ -1,7 +1,9 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <memory>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -44,6 +46,7 @@ public:
     void refresh_catalog() override { shared_.request_catalog_refresh(); }
     void post(std::function<void()> f) override;
     std::atomic<bool>& backend_busy() noexcept override { return shared_.health().busy; }
+    proxy::user_links links_for(std::string_view user, std::string_view password) override;
 
     void attach(session* s) { sessions_.insert(s); }
     void detach(session* s) { sessions_.erase(s); }
@@ -67,6 +70,13 @@ private:
     thread_stats stats_;
     backend::pool pool_;
     std::vector<coherence::link_tracking> tracking_;  // one per shared connection of pool_
+    // Clients logged in to Redis as another user than --backend's have links of their user's.
+    struct user_pool {
+        std::unique_ptr<backend::pool> pool;
+        std::vector<coherence::link_tracking> tracking;
+    };
+    backend::connection_options backend_options_;
+    std::map<std::string, user_pool, std::less<>> users_;
     proxy::environment env_;
     void refresh_plan();
 
