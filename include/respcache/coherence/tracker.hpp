@@ -27,7 +27,10 @@
 //     the timeout) `live` goes false first, then the epoch moves, then the cache is flushed: nothing is
 //     served or inserted until the channel is subscribed again. When a shared link with tracking on
 //     closes, Redis forgets what it tracked for it, so the cache is flushed (and the clients that track
-//     keys themselves are sent a flush) before the socket goes.
+//     keys themselves are sent a flush) before the socket goes. The one, opt-in, exception is
+//     --stale-if-error: the entries are kept but marked stale, never served as hits while the mark is
+//     set, except to a client whose way to Redis is down, within the window; they are flushed before
+//     the mark goes (keep_stale, end_stale).
 //  5. Caught up before a hit. Before a batch of requests is served from the cache, the io thread applies
 //     every invalidation that has reached the channel's socket (tracker::catch_up); with --consistency
 //     strict it first passes a read barrier (tracking_state::await_barrier).
