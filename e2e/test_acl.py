@@ -126,3 +126,16 @@ def test_a_permission_taken_away_through_respcache_is_not_outlived_by_the_cache(
         expected = direct_as(acl_redis, READER, "GET", "public:y")
         assert isinstance(expected, RespError) and expected.message.startswith("NOPERM"), expected
         assert reader.command("GET", "public:y") == expected
+
+
+def test_hot_keys_never_show_what_another_user_read(respcache, acl_redis):
+    rc = respcache.start([], backend=acl_redis)
+    with logged_in(rc.port, APP) as app:
+        for _ in range(400):
+            assert app.command("GET", "secret:x") == b"classified"
+    with rc.raw() as anonymous:
+        for _ in range(400):
+            assert anonymous.command("GET", "public:y") == b"open"
+        info = anonymous.command("INFO", "proxy").decode()
+    assert "key=public:y" in info, info
+    assert "secret:x" not in info

@@ -31,7 +31,8 @@ read_through::outcome read_through::serve(command::args_view args, const command
         variant_.clear();
     if (!p_.client.cache_partition.empty()) variant_.insert(0, p_.client.cache_partition);
     const cache::key k = cache::make_key(p_.client.db, args[policy.key_index], variant_);
-    p_.env.stats.hot.read(k.db, k.name);
+    // Hot keys are shown by INFO to any client: never the names another user's clients read.
+    if (p_.client.cache_partition.empty()) p_.env.stats.hot.read(k.db, k.name);
     bool cacheable = false;
     const std::optional<bool> hits = may_hit(k, cacheable);
     if (!hits) return outcome::wait_barrier;
