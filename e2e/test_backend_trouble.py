@@ -105,27 +105,32 @@ def test_kill_reaches_redis_while_the_shared_connection_is_stuck_behind_the_scri
 
 
 @pytest.mark.timeout(60)
-def test_a_command_slower_than_the_request_timeout_fails_alone(respcache, redis_server):
-    """DEBUG SLEEP 3 with --request-timeout 2s: the sleeper gets the timeout error at 2 s; a GET sent
-    behind it on the same connection 2 s in (its own deadline is 4 s) gets its value when Redis wakes at
-    3 s; the shared connection is never dropped (backend_reconnects stays), as nothing but one command
-    was slow."""
+@pytest.mark.parametrize("how", ["debug sleep", "client pause"])
+def test_a_command_slower_than_the_request_timeout_fails_alone(respcache, redis_server, how):
+    """Redis stalls for 3 s (DEBUG SLEEP 3 sent through respcache, or CLIENT PAUSE 3000 sent to Redis
+    directly while a GET through respcache waits) with --request-timeout 2s: the first request gets the
+    timeout error at 2 s; a GET sent behind it on the same connection 2 s in (its own deadline is 4 s)
+    gets its value when Redis wakes at 3 s; the shared connection is never dropped (backend_reconnects
+    stays), as nothing but one command was slow."""
     redis_server.client().set("k", "value")
+    redis_server.client().set("k2", "value 2")
     rc = respcache.start(one_thread("--request-timeout", "2s"), backend=redis_server)
     reconnects = int(proxy_info(rc.port)["backend_reconnects"])
     replies = {}
 
-    def sleeper():
+    def first():
         with rc.raw(timeout=scaled(30)) as c:
-            replies["sleep"] = c.command("DEBUG", "SLEEP", "3")
+            replies["first"] = c.command("DEBUG", "SLEEP", "3") if how == "debug sleep" else c.command("GET", "k")
 
-    t = threading.Thread(target=sleeper, daemon=True)
+    if how == "client pause":
+        assert direct_reply(redis_server, "CLIENT", "PAUSE", "3000", "ALL") == b"OK"
+    t = threading.Thread(target=first, daemon=True)
     t.start()
-    time.sleep(2.0)  # a minimum: the GET must be sent after the sleeper's timeout has been reached
-    with rc.raw(timeout=scaled(30)) as c:
-        assert c.command("GET", "k") == b"value"
+    time.sleep(2.0)  # a minimum: the GET must be sent after the first request's timeout has been reached
+    with rc.raw(timeout=scaled(30)) as c:  # another key: a miss of k would share the first GET's outcome
+        assert c.command("GET", "k2") == b"value 2"
     t.join(scaled(30))
-    reply = replies["sleep"]
+    reply = replies["first"]
     assert isinstance(reply, RespError) and reply.message == "ERR backend unavailable: no reply within 2000ms", reply
     with rc.raw(timeout=scaled(10)) as c:
         assert c.command("SET", "k", "next") == b"OK"
