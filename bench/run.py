@@ -631,6 +631,25 @@ def two(instance: str) -> List[Target]:
     return [Target(RESPCACHE, "respcache", instance), Target(REDIS, "redis", "redis")]
 
 
+def zipf_scenario(name: str, instance: str, suffix: str) -> "Scenario":
+    """The Zipf-like mix against the respcache `instance` (see RESPCACHE_ARGS)."""
+    return Scenario(name, "GET, Zipf-like skew, cache 10% of the keys" + suffix,
+             f"{len(ZIPF_TIERS)} redis-benchmark GET processes at once on the target, "
+             + ", ".join(f"{c} clients on -r {r}" for r, c in ZIPF_TIERS)
+             + " (50 clients): the most requested 100 / 1k / 10k keys get "
+             + " / ".join(f"{zipf_top_share(m) * 100:.0f}" for m in (100, 1_000, 10_000))
+             + f"% of the requests, about a Zipf law of exponent 1 over the 100k keys. Each process does a fixed "
+             f"number of requests in proportion to its clients, so every target serves the same "
+             f"mixture; the figure is all requests / the time until the last process ended. respcache "
+             f"runs with --capacity {ZIPF_CAPACITY} (10% of the keys) and is warmed before each run by "
+             f"the same mixture (a third of the requests, not measured); its hit ratio is measured "
+             f"(a cache always holding the {ZIPF_CAPACITY:,} most requested keys would reach "
+             f"{zipf_top_share(ZIPF_CAPACITY) * 100:.1f}%).",
+             "together", ["-t", "get", "-c", "50", *COMMON], warm=True,
+             parts=[["-t", "get", "-c", str(c), "-r", str(r), "-d", str(VALUE_SIZE)] for r, c in ZIPF_TIERS],
+             targets=three(instance), ratio_pairs=THREE_RATIOS)
+
+
 def scenarios() -> List[Scenario]:
     return [
         Scenario("get_hits", "GET hits, 50 clients",
@@ -720,21 +739,8 @@ def scenarios() -> List[Scenario]:
                  "rps", **custom_load(KEYS, "MGET", *["key:__rand_int__", "big:__rand_int__"] * 5),
                  warm=True, hit_ratio_expected=0.5, seeds=(UNCACHED,), targets=three("smallvalues"),
                  ratio_pairs=THREE_RATIOS),
-        Scenario("zipf", "GET, Zipf-like skew, cache 10% of the keys",
-                 f"{len(ZIPF_TIERS)} redis-benchmark GET processes at once on the target, "
-                 + ", ".join(f"{c} clients on -r {r}" for r, c in ZIPF_TIERS)
-                 + " (50 clients): the most requested 100 / 1k / 10k keys get "
-                 + " / ".join(f"{zipf_top_share(m) * 100:.0f}" for m in (100, 1_000, 10_000))
-                 + f"% of the requests, about a Zipf law of exponent 1 over the 100k keys. Each process does a fixed "
-                 f"number of requests in proportion to its clients, so every target serves the same "
-                 f"mixture; the figure is all requests / the time until the last process ended. respcache "
-                 f"runs with --capacity {ZIPF_CAPACITY} (10% of the keys) and is warmed before each run by "
-                 f"the same mixture (a third of the requests, not measured); its hit ratio is measured "
-                 f"(a cache always holding the {ZIPF_CAPACITY:,} most requested keys would reach "
-                 f"{zipf_top_share(ZIPF_CAPACITY) * 100:.1f}%).",
-                 "together", ["-t", "get", "-c", "50", *COMMON], warm=True,
-                 parts=[["-t", "get", "-c", str(c), "-r", str(r), "-d", str(VALUE_SIZE)] for r, c in ZIPF_TIERS],
-                 targets=three("zipf"), ratio_pairs=THREE_RATIOS),
+        zipf_scenario("zipf", "zipf", ""),
+        zipf_scenario("zipf_tinylfu", "zipf_tinylfu", ", --eviction-policy tinylfu"),
         Scenario("scaling", "GET hits, 50 clients: the default --threads against --threads 2 and Redis direct",
                  "The hit scenario (50 clients, unpipelined) against respcache with its default io threads "
                  "(half the cores: 1 here), with --threads 2, and Redis direct; throughput and p99 latency "
@@ -808,6 +814,7 @@ class Bench:
         "strict": ["--capacity", "200000", "--ttl", CACHE_TTL, "--consistency", "strict"],
         "smallvalues": ["--capacity", "200000", "--ttl", CACHE_TTL, "--max-value-size", str(VALUE_SIZE)],
         "zipf": ["--capacity", str(ZIPF_CAPACITY), "--ttl", CACHE_TTL],
+        "zipf_tinylfu": ["--capacity", str(ZIPF_CAPACITY), "--ttl", CACHE_TTL, "--eviction-policy", "tinylfu"],
     }
 
     def instance(self, name: str) -> Proc:
@@ -1475,7 +1482,7 @@ def markdown(res: Dict) -> str:
     sc = res["scenarios"]
     three_rows = [n for n in ("get_hits", "get_hits_p16", "get_hits_resp3", "get_hits_p16_resp3",
                               "get_miss_nocache", "get_miss_cold", "set", "mix", "clients_1000",
-                              "hgetall_hits", "mget10_hits", "mget10_half", "zipf") if n in sc]
+                              "hgetall_hits", "mget10_hits", "mget10_half", "zipf", "zipf_tinylfu") if n in sc]
     if three_rows or "latency" in sc:
         L.append("Requests per second, median over rounds [min–max]; ratios of medians (> 1: respcache faster).")
         L.append("")

@@ -70,6 +70,7 @@ void lru_cache::apply_limits(const limits& lim) {
             s.max_memory_ = lim.max_memory == 0 ? 0 : std::max<std::size_t>(1, lim.max_memory / n + (i < lim.max_memory % n ? 1 : 0));
             if (lim.ttl < s.ttl_) s.shorten_lives(clock_.now() + lim.ttl);
             s.ttl_ = lim.ttl;
+            s.sketch_.resize(lim.tinylfu ? s.capacity_ : 0);
             s.refresh_window_ = lim.refresh_ahead > 0 ? std::llround(static_cast<double>(lim.ttl) * (1.0 - lim.refresh_ahead)) : 0;
             s.evict_to_limits(dead);
         }
@@ -86,6 +87,7 @@ bool lru_cache::lookup(const key& k, millis now, std::string& out, bool* refresh
     graveyard dead;
     {
         std::lock_guard guard(s.mu_);
+        s.sketch_.add(static_cast<std::uint32_t>(k.hash));
         entry** link = s.find_link(k);
         entry* e = *link;
         if (e == nullptr) return false;
@@ -144,19 +146,14 @@ bool lru_cache::fill(const key& k, fill_token token, std::string_view reply, mil
             ++s.stats_.fills_dropped;
         } else if (s.capacity_ != 0 && (s.max_memory_ == 0 || charge <= s.max_memory_) && expires_at > now) {
             entry** link = s.find_link(k);
-            if (*link != nullptr) s.remove(link, dead);
-            fresh->expires_at = entry::stamp(expires_at);
-            if (key_expires_at < now + s.ttl_) fresh->flags |= entry::key_bound;
-            entry*& bucket = s.buckets_[k.hash & (s.buckets_.size() - 1)];
-            fresh->chain = bucket;
-            bucket = fresh;
-            s.lru_push_front(fresh);
-            s.heap_push(fresh);
-            ++s.count_;
-            s.bytes_ += charge;
-            if (s.count_ > 2 * s.buckets_.size()) s.grow_index();
-            s.evict_to_limits(dead);
-            inserted = true;
+            if (*link == nullptr && !s.admits(static_cast<std::uint32_t>(k.hash), charge)) {
+                ++s.stats_.fills_not_admitted;
+            } else {
+                if (*link != nullptr) s.remove(link, dead);
+                s.insert(fresh, k.hash, charge, entry::stamp(expires_at), key_expires_at < now + s.ttl_);
+                s.evict_to_limits(dead);
+                inserted = true;
+            }
         }
     }
     dead.release<entry>();
@@ -240,6 +237,7 @@ counters lru_cache::stats() const {
         total.expirations += sp->stats_.expirations;
         total.invalidations += sp->stats_.invalidations;
         total.fills_dropped += sp->stats_.fills_dropped;
+        total.fills_not_admitted += sp->stats_.fills_not_admitted;
     }
     return total;
 }

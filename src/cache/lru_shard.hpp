@@ -13,6 +13,8 @@
 #include <new>
 #include <string>
 #include <string_view>
+
+#include "frequency_sketch.hpp"
 #include <unordered_map>
 #include <vector>
 
@@ -247,6 +249,7 @@ public:
     std::array<std::uint64_t, kGenerations> generations_{};
     std::uint64_t epoch_ = 0;
     counters stats_;
+    frequency_sketch sketch_;  // --eviction-policy tinylfu; off otherwise
     // Fills others wait for (join_or_lead), by flight_key.
     struct flight {
         std::uint64_t id = 0;
@@ -382,6 +385,26 @@ public:
         for (std::size_t i = 0; i < heap_.size(); ++i) sift_up(i);
     }
 
+    // Links a new entry into the index, the LRU list (as most recent) and the expiry heap.
+    void insert(entry* fresh, std::uint64_t hash, std::size_t charge, std::uint32_t expires_at, bool key_bound) {
+        fresh->expires_at = expires_at;
+        if (key_bound) fresh->flags |= entry::key_bound;
+        entry*& bucket = buckets_[hash & (buckets_.size() - 1)];
+        fresh->chain = bucket;
+        bucket = fresh;
+        lru_push_front(fresh);
+        heap_push(fresh);
+        ++count_;
+        bytes_ += charge;
+        if (count_ > 2 * buckets_.size()) grow_index();
+    }
+    // tinylfu: whether a new entry of `hash` (and `charge` bytes) may go in, evicting to make room; only
+    // if its key is asked for more often than the least recently used entry's.
+    bool admits(std::uint32_t hash, std::size_t charge) const noexcept {
+        if (!sketch_.on() || head_.prev == &head_) return true;
+        const bool full = count_ >= capacity_ || (max_memory_ != 0 && bytes_ + charge > max_memory_);
+        return !full || sketch_.estimate(hash) > sketch_.estimate(head_.prev->hash);
+    }
     bool over_limits() const noexcept {
         return count_ > capacity_ || (max_memory_ != 0 && bytes_ > max_memory_);
     }

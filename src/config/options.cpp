@@ -138,6 +138,10 @@ std::vector<option_row> read_options() {
          one_of(&config::negative_caching, {{"auto", config::negative::automatic},
                                             {"yes", config::negative::yes},
                                             {"no", config::negative::no}})},
+        {"eviction-policy", "lru or tinylfu",
+         "lru: a new entry evicts the least recently used one; tinylfu: only if its key is asked for more often "
+         "than that one's, by a frequency sketch of recent reads (default lru)",
+         one_of(&config::eviction_policy, {{"lru", config::eviction::lru}, {"tinylfu", config::eviction::tinylfu}})},
         {"refresh-ahead", "0 (off) or a fraction from 0.5 to 0.99, such as 0.8",
          "a hit on an entry past this fraction of its life has it read again in the background, so that a hot "
          "key never misses at its TTL (default 0 = off)",

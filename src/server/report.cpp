@@ -156,6 +156,9 @@ void append_metrics(std::string& out, services& s, const totals& t, const cache:
     metric("cache_expirations_total", "counter", "Entries expired.", d(c.expirations));
     metric("cache_invalidations_total", "counter", "Entries removed by writes or invalidations.", d(c.invalidations));
     metric("cache_fills_dropped_total", "counter", "Fills refused because their key changed meanwhile.", d(c.fills_dropped));
+    metric("cache_fills_not_admitted_total", "counter",
+           "Fills refused by --eviction-policy tinylfu (the entry they would evict is read more often).",
+           d(c.fills_not_admitted));
     metric("cache_keys", "gauge", "Entries cached now.", d(c.entries));
     metric("cache_bytes", "gauge", "Bytes charged by cached entries now.", d(c.bytes));
     metric("forwarded_commands_total", "counter", "Commands other than GET sent to the backend.", d(t.forwarded));
@@ -262,6 +265,7 @@ std::string proxy_info_section(services& s) {
     num("cache_expirations", c.expirations);
     num("cache_invalidations", c.invalidations);
     num("cache_fills_dropped", c.fills_dropped);
+    num("cache_fills_not_admitted", c.fills_not_admitted);
     num("cached_keys", c.entries);
     num("cached_bytes", c.bytes);
     num("cache_capacity", lim.capacity);

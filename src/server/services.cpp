@@ -30,7 +30,8 @@ void services::apply_live(const config& cfg) {
     settings_.password_required = !cfg.requirepass.empty();
     settings_.cache_missing_keys = cfg.caches_missing_keys();
     coherence_.state().stale_window_ms.store(cfg.stale_if_error.count(), std::memory_order_relaxed);
-    cache_.set_limits({cfg.capacity, cfg.max_memory, cfg.ttl.count(), cfg.refresh_ahead});
+    cache_.set_limits({cfg.capacity, cfg.max_memory, cfg.ttl.count(), cfg.refresh_ahead,
+                       cfg.eviction_policy == config::eviction::tinylfu});
     std::lock_guard guard(mu_);
     if (plan_ == nullptr || !(cache_commands_ == cfg.cache_commands)) {
         cache_commands_ = cfg.cache_commands;

@@ -44,6 +44,7 @@ struct limits {
     std::size_t max_memory = 0;    // most bytes charged (see entry_charge); 0 = no byte bound
     millis ttl = 300'000;          // an entry's longest life from insertion
     double refresh_ahead = 0;      // a hit past this fraction of its entry's life asks for a refresh (0: off)
+    bool tinylfu = false;          // admission: a new entry evicts only a less often asked-for one
 };
 
 struct counters {
@@ -53,6 +54,7 @@ struct counters {
     std::uint64_t expirations = 0;  // removed because their time was up (by the reaper or a lookup)
     std::uint64_t invalidations = 0;  // removed by invalidate, flush_db or flush_all
     std::uint64_t fills_dropped = 0;  // fills refused because their key was invalidated meanwhile
+    std::uint64_t fills_not_admitted = 0;  // fills refused by tinylfu: the LRU victim was asked for more often
 };
 
 // What one entry costs against --max-memory: its single allocation (bookkeeping, name, variant and

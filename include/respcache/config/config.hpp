@@ -41,6 +41,7 @@ struct config {
     milliseconds reaper_interval{100};
     command::cache_commands cache_commands;            // --cache-commands (default: "default")
     enum class negative { automatic, yes, no } negative_caching = negative::automatic;  // auto: yes with tracking
+    enum class eviction { lru, tinylfu } eviction_policy = eviction::lru;  // --eviction-policy
     milliseconds stale_if_error{0};                    // --stale-if-error: 0 = off
     double refresh_ahead = 0;                          // 0: off; else the fraction of an entry's life
     std::string warm_file;                             // empty: no warm start
