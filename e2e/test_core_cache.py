@@ -305,3 +305,26 @@ def test_refresh_ahead_brings_a_direct_write_without_tracking(respcache, redis_s
         assert time.monotonic() - start < scaled(1.5), "the direct write was not brought by a refresh"
         time.sleep(0.05)
     assert proxy_int(rc.port, "cache_misses") == 1
+
+
+def test_tinylfu_keeps_often_read_keys_when_a_rarely_read_one_comes(respcache, redis_server):
+    """--capacity 2 on one shard: a and b read often fill it; c, read once, is not admitted (INFO counts
+    it) and a and b stay hits; c read often enough is admitted in the place of the least recently used."""
+    seed(redis_server, ["a", "b", "c"])
+    rc = respcache.start(["--capacity", "2", "--cache-shards", "1", "--eviction-policy", "tinylfu"],
+                         backend=redis_server)
+    with rc.raw() as c:
+        for _ in range(3):
+            for k in ("a", "b"):
+                assert c.command("GET", k) == SEEDED + k.encode()
+        assert c.command("GET", "c") == b"seeded-c"
+        assert proxy_int(rc.port, "cache_fills_not_admitted") == 1
+        calls = redis_server.get_calls()
+        assert c.command("GET", "a") == b"seeded-a"
+        assert c.command("GET", "b") == b"seeded-b"
+        assert redis_server.get_calls() == calls
+        for _ in range(6):
+            assert c.command("GET", "c") == b"seeded-c"
+        calls = redis_server.get_calls()
+        assert c.command("GET", "c") == b"seeded-c"
+        assert redis_server.get_calls() == calls
