@@ -19,13 +19,20 @@ using asio::ip::tcp;
 
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+}  // namespace
 
 std::string endpoint_text(const tcp::endpoint& ep) {
     const auto addr = ep.address();
     if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
     return addr.to_string() + ":" + std::to_string(ep.port());
 }
-}  // namespace
+
+void prepare_socket(tcp::socket& socket, bool keep_alive) {
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    if (keep_alive) socket.set_option(asio::socket_base::keep_alive(true), ignored);
+    socket.non_blocking(true, ignored);
+}
 
 tcp_stream::tcp_stream(asio::any_io_executor ex) : socket_(ex) {}
 
@@ -34,10 +41,7 @@ tcp_stream::tcp_stream(tcp::socket socket) : socket_(socket.get_executor()) { ad
 tcp_stream::~tcp_stream() { close(); }
 
 void tcp_stream::adopt(tcp::socket socket, bool keep_alive) {
-    error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    if (keep_alive) socket.set_option(asio::socket_base::keep_alive(true), ignored);
-    socket.non_blocking(true, ignored);
+    prepare_socket(socket, keep_alive);
     socket_ = std::move(socket);
     fd_.store(socket_.is_open() ? static_cast<int>(socket_.native_handle()) : -1, std::memory_order_seq_cst);
 }
@@ -88,17 +92,21 @@ void tcp_stream::close() noexcept {
     socket_.close(ignored);
 }
 
-std::string tcp_stream::peer_address() const {
+std::string peer_text(const tcp::socket& socket) {
     error_code ec;
-    const auto ep = socket_.remote_endpoint(ec);
+    const auto ep = socket.remote_endpoint(ec);
     return ec ? std::string() : endpoint_text(ep);
 }
 
-std::string tcp_stream::local_address() const {
+std::string local_text(const tcp::socket& socket) {
     error_code ec;
-    const auto ep = socket_.local_endpoint(ec);
+    const auto ep = socket.local_endpoint(ec);
     return ec ? std::string() : endpoint_text(ep);
 }
+
+std::string tcp_stream::peer_address() const { return peer_text(socket_); }
+
+std::string tcp_stream::local_address() const { return local_text(socket_); }
 
 asio::awaitable<error_code> tcp_stream::wait_readable() {
     auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_tuple);
@@ -114,11 +122,10 @@ void tcp_stream::write_all(asio::const_buffer bytes, std::shared_ptr<write_recei
     asio::async_write(socket_, bytes, [r = std::move(r), tag](error_code ec, std::size_t) { r->written(ec, tag); });
 }
 
-asio::awaitable<std::string> tcp_stream::connect(std::string host, std::uint16_t port,
-                                                 std::chrono::milliseconds timeout) {
+asio::awaitable<std::string> dial(tcp::socket& out, std::string host, std::uint16_t port,
+                                  std::chrono::milliseconds timeout) {
     using namespace asio::experimental::awaitable_operators;
-    close();
-    const auto ex = socket_.get_executor();
+    const auto ex = out.get_executor();
     tcp::resolver resolver(ex);
     asio::steady_timer timer(ex);
     timer.expires_after(timeout);
@@ -127,12 +134,20 @@ asio::awaitable<std::string> tcp_stream::connect(std::string host, std::uint16_t
     if (resolved.index() == 1) co_return timeout_text;
     auto [rec, endpoints] = std::get<0>(resolved);
     if (rec) co_return "cannot resolve " + host + ": " + rec.message();
-    tcp::socket sock(ex);
-    auto connected = co_await (asio::async_connect(sock, endpoints, use_tuple) || timer.async_wait(use_tuple));
+    auto connected = co_await (asio::async_connect(out, endpoints, use_tuple) || timer.async_wait(use_tuple));
     if (connected.index() == 1) co_return timeout_text;
     auto [cec, endpoint] = std::get<0>(connected);
     (void)endpoint;
     if (cec) co_return cec.message();
+    co_return std::string();
+}
+
+asio::awaitable<std::string> tcp_stream::connect(std::string host, std::uint16_t port,
+                                                 std::chrono::milliseconds timeout) {
+    close();
+    tcp::socket sock(socket_.get_executor());
+    std::string error = co_await dial(sock, std::move(host), port, timeout);
+    if (!error.empty()) co_return error;
     adopt(std::move(sock), true);
     co_return std::string();
 }

@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 
 #include "respcache/net/tcp_stream.hpp"
+#include "respcache/net/tls_stream.hpp"
 #include "respcache/server/session.hpp"
 #include "respcache/util/log.hpp"
 
@@ -17,8 +18,24 @@ namespace respcache::server {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-listener::listener(asio::any_io_executor ex, const tcp::endpoint& at, std::vector<worker*> workers, services& shared)
-    : acceptor_(ex), workers_(std::move(workers)), shared_(shared) {
+namespace {
+// A TLS client's handshake, then its session; on w's thread.
+asio::awaitable<void> handshake_then_serve(worker& w, std::unique_ptr<net::tls_stream> stream) {
+    const std::string peer = stream->peer_address();
+    const std::string error = co_await stream->accept(listener::handshake_timeout);
+    if (!error.empty()) {
+        w.shared().connected_clients().fetch_sub(1, std::memory_order_relaxed);
+        log::limited("tls-handshake", spdlog::level::debug, "TLS client refused", {{"peer", peer}, {"error", error}});
+        co_return;
+    }
+    auto s = std::make_shared<session>(w, std::move(stream));
+    co_await s->run();
+}
+}  // namespace
+
+listener::listener(asio::any_io_executor ex, const tcp::endpoint& at, std::vector<worker*> workers, services& shared,
+                   std::shared_ptr<const net::tls_context_slot> tls)
+    : acceptor_(ex), workers_(std::move(workers)), shared_(shared), tls_(std::move(tls)) {
     acceptor_.open(at.protocol());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
     if (at.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(true));
@@ -54,9 +71,18 @@ asio::awaitable<void> listener::accept_loop() {
             continue;
         }
         clients.fetch_add(1, std::memory_order_relaxed);
-        auto s = std::make_shared<session>(w, std::make_unique<net::tcp_stream>(std::move(socket)));
-        asio::co_spawn(w.io(), [s]() { return s->run(); }, asio::detached);
+        serve(w, std::move(socket));
     }
+}
+
+void listener::serve(worker& w, tcp::socket socket) {
+    if (tls_ != nullptr) {
+        auto stream = std::make_unique<net::tls_stream>(std::move(socket), tls_->get());
+        asio::co_spawn(w.io(), handshake_then_serve(w, std::move(stream)), asio::detached);
+        return;
+    }
+    auto s = std::make_shared<session>(w, std::make_unique<net::tcp_stream>(std::move(socket)));
+    asio::co_spawn(w.io(), [s]() { return s->run(); }, asio::detached);
 }
 
 }  // namespace respcache::server

@@ -45,4 +45,15 @@ private:
 // A new, unconnected tcp_stream on `ex`.
 std::unique_ptr<stream> make_tcp_stream(asio::any_io_executor ex);
 
+// What tcp_stream and tls_stream share: the socket options of a stream (TCP_NODELAY, SO_KEEPALIVE when
+// `keep_alive`, non-blocking), a connection to host:port within `timeout` into `out` ("" or a one-line
+// reason), and an endpoint as "ip:port" ("[ip]:port" for IPv6).
+void prepare_socket(asio::ip::tcp::socket& socket, bool keep_alive);
+asio::awaitable<std::string> dial(asio::ip::tcp::socket& out, std::string host, std::uint16_t port,
+                                  std::chrono::milliseconds timeout);
+std::string endpoint_text(const asio::ip::tcp::endpoint& ep);
+// The socket's peer and own endpoints as endpoint_text; empty when not connected.
+std::string peer_text(const asio::ip::tcp::socket& socket);
+std::string local_text(const asio::ip::tcp::socket& socket);
+
 }  // namespace respcache::net
