@@ -16,7 +16,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "respcache/net/tcp_stream.hpp"
 
 namespace respcache::net {
 
@@ -45,9 +44,10 @@ std::string handshake_failure(SSL* ssl, int ssl_error) {
 }  // namespace
 
 tls_stream::tls_stream(asio::any_io_executor ex, std::shared_ptr<const tls_context_slot> slot)
-    : socket_(ex), slot_(std::move(slot)) {}
+    : socket_stream(ex), slot_(std::move(slot)) {}
 
-tls_stream::tls_stream(tcp::socket socket, std::shared_ptr<asio::ssl::context> ctx) : socket_(socket.get_executor()) {
+tls_stream::tls_stream(tcp::socket socket, std::shared_ptr<asio::ssl::context> ctx)
+    : socket_stream(socket.get_executor()) {
     prepare_socket(socket, false);
     socket_ = std::move(socket);
     if (socket_.is_open()) (void)begin_ssl(std::move(ctx), true, std::string());
@@ -275,11 +275,6 @@ void tls_stream::send_close_notify() noexcept {
     failed_ = true;  // sent once
 }
 
-void tls_stream::cancel() noexcept {
-    error_code ignored;
-    socket_.cancel(ignored);
-}
-
 void tls_stream::shutdown() noexcept {
     {
         std::lock_guard guard(mu_);
@@ -304,10 +299,6 @@ void tls_stream::close() noexcept {
     socket_.close(ignored);
     ctx_.reset();
 }
-
-std::string tls_stream::peer_address() const { return peer_text(socket_); }
-
-std::string tls_stream::local_address() const { return local_text(socket_); }
 
 std::unique_ptr<stream> make_tls_stream(asio::any_io_executor ex, std::shared_ptr<const tls_context_slot> slot) {
     return std::make_unique<tls_stream>(ex, std::move(slot));

@@ -7,7 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 
-#include "respcache/net/stream.hpp"
+#include "respcache/net/socket_stream.hpp"
 #include "respcache/net/tls_context.hpp"
 
 typedef struct ssl_st SSL;
@@ -30,7 +30,7 @@ namespace respcache::net {
 // - Every call into the SSL object (read, write, handshake, peek, shutdown) holds mu_, because read_now()
 //   and input_waiting() may come from another thread (see stream) while the owner writes; each call is
 //   non-blocking, so mu_ is held for microseconds.
-class tls_stream final : public stream {
+class tls_stream final : public socket_stream {
 public:
     // A TLS client stream to be opened with connect(). Each connect() takes the slot's current context and
     // checks the server's certificate against its CAs and against the host dialled (a DNS name, sent as
@@ -43,7 +43,6 @@ public:
     // The server's handshake, within `timeout`: "" or a one-line reason (the stream is then closed).
     asio::awaitable<std::string> accept(std::chrono::milliseconds timeout);
 
-    asio::any_io_executor get_executor() noexcept override { return socket_.get_executor(); }
     asio::awaitable<error_code> wait_readable() override;
     asio::awaitable<io_result> read_some(asio::mutable_buffer into) override;
     std::size_t read_now(asio::mutable_buffer into, error_code& ec) noexcept override;
@@ -52,13 +51,9 @@ public:
     // Dials host:port and completes the TLS handshake, both within `timeout`.
     asio::awaitable<std::string> connect(std::string host, std::uint16_t port,
                                          std::chrono::milliseconds timeout) override;
-    bool is_open() const noexcept override { return socket_.is_open(); }
-    void cancel() noexcept override;
     // Sends close_notify (if it can without blocking), then ends the socket's both directions.
     void shutdown() noexcept override;
     void close() noexcept override;
-    std::string peer_address() const override;
-    std::string local_address() const override;
 
 private:
     std::string begin_ssl(std::shared_ptr<asio::ssl::context> ctx, bool server, const std::string& host);
@@ -70,7 +65,6 @@ private:
     void send_close_notify() noexcept;           // with mu_ held
     void publish_buffered() noexcept;            // with mu_ held
 
-    asio::ip::tcp::socket socket_;
     std::shared_ptr<const tls_context_slot> slot_;  // client streams only
     std::shared_ptr<asio::ssl::context> ctx_;       // the current SSL's; owner's executor only
     mutable std::mutex mu_;
