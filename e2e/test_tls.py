@@ -21,65 +21,16 @@ import redis
 from conftest import (HOST, REDIS_SERVER, RawClient, RespReader, STARTUP_TIMEOUT, _LIVE_PROCESSES, _stop_process,
                       encode_command, free_port, scaled, wait_until)
 from opslib import spawn, wait_started
+from tlscerts import OPENSSL, Certs
 
-OPENSSL = shutil.which("openssl")
 REDIS_CLI = shutil.which("redis-cli")
 
 pytestmark = pytest.mark.skipif(OPENSSL is None or REDIS_CLI is None, reason="needs openssl and redis-cli")
 
 
-# ---------------------------------------------------------------------------------------------------
-# Certificates, made with the openssl command line.
-
-
-def _openssl(*args: str, cwd: Path):
-    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True, timeout=scaled(30))
-
-
-class Certs:
-    """A CA, a server certificate for 127.0.0.1 and localhost, a client certificate, and a second CA with a
-    client and a server certificate of its own (which the first CA's holders must refuse)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        for ca in ("ca", "other-ca"):
-            _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                     "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "2", "-subj", f"/CN={ca}", cwd=root)
-        self.issue("server", "ca", "/CN=respcache-test-server", "subjectAltName=DNS:localhost,IP:127.0.0.1")
-        self.issue("client", "ca", "/CN=respcache-test-client")
-        self.issue("other-client", "other-ca", "/CN=other-client")
-        self.issue("other-server", "other-ca", "/CN=other-server", "subjectAltName=DNS:localhost,IP:127.0.0.1")
-        # Signed by the right CA but for another name: a backend dialled as 127.0.0.1 must not pass with it.
-        self.issue("misnamed", "ca", "/CN=elsewhere", "subjectAltName=DNS:elsewhere.invalid")
-
-    def issue(self, name: str, ca: str, subject: str, ext: Optional[str] = None):
-        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-                 f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=self.root)
-        extra: List[str] = []
-        if ext:
-            (self.root / f"{name}.ext").write_text(ext + "\n")
-            extra = ["-extfile", f"{name}.ext"]
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
-                 "-out", f"{name}.crt", "-days", "2", *extra, cwd=self.root)
-
-    def crt(self, name: str) -> str:
-        return str(self.root / f"{name}.crt")
-
-    def key(self, name: str) -> str:
-        return str(self.root / f"{name}.key")
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory) -> Certs:
-    return Certs(tmp_path_factory.mktemp("certs"))
-
-
-def server_tls_args(certs: Certs, auth: str = "yes", name: str = "server", files: Optional[Path] = None) -> List[str]:
-    """The --tls-* options shared by redis-server and respcache: the certificate `name` (from `files`, a
-    directory holding <name>.crt and <name>.key, if given)."""
-    root = files or certs.root
-    return ["--tls-cert-file", str(root / f"{name}.crt"), "--tls-key-file", str(root / f"{name}.key"),
-            "--tls-ca-cert-file", certs.crt("ca"), "--tls-auth-clients", auth]
+    return Certs(tmp_path_factory.mktemp("certs"), timeout=scaled(30))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -127,10 +78,10 @@ def ping_outcome(port: int, ctx: ssl.SSLContext) -> str:
         return "refused"
 
 
-def redis_cli(port: int, certs: Certs, *args: str, client: Optional[str] = "client") -> subprocess.CompletedProcess:
-    cmd = [REDIS_CLI, "-h", HOST, "-p", str(port), "--tls", "--cacert", certs.crt("ca")]
-    if client:
-        cmd += ["--cert", certs.crt(client), "--key", certs.key(client)]
+def redis_cli(port: int, certs: Certs, *args: str, with_cert: bool = True) -> subprocess.CompletedProcess:
+    cmd = [REDIS_CLI, "-h", HOST, "-p", str(port), *certs.client_args()]
+    if not with_cert:
+        cmd = cmd[:cmd.index("--cert")]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=scaled(10), stdin=subprocess.DEVNULL)
 
 
@@ -206,7 +157,7 @@ def tls_redis_factory(tmp_path, certs):
 @pytest.fixture
 def tls_redis(tls_redis_factory, certs) -> TlsRedis:
     """A TLS-only redis-server that requires a client certificate of the test CA."""
-    return tls_redis_factory(*server_tls_args(certs))
+    return tls_redis_factory(*certs.server_args())
 
 
 def start_tls_respcache(respcache, certs: Certs, backend: str, extra: List[str] = (), plain: bool = False,
@@ -216,7 +167,7 @@ def start_tls_respcache(respcache, certs: Certs, backend: str, extra: List[str] 
     for _ in range(5):
         tls_port = free_port()
         args = ["--bind", HOST, "--port", str(free_port()) if plain else "0", "--tls-port", str(tls_port),
-                "--backend", backend, *server_tls_args(certs, auth, files=files)]
+                "--backend", backend, *certs.server_args(auth, files=files)]
         if backend.startswith("rediss://") and "--backend-tls-ca-cert-file" not in extra:
             args += ["--backend-tls-ca-cert-file", certs.crt("ca")]
         if backend.startswith("rediss://"):
@@ -293,8 +244,8 @@ AUTH_CASES = [
 
 @pytest.mark.parametrize("auth", ["yes", "optional", "no"])
 def test_tls_auth_clients_as_redis(respcache, tls_redis_factory, certs, auth):
-    backend = tls_redis_factory(*server_tls_args(certs))
-    reference = tls_redis_factory(*server_tls_args(certs, auth))
+    backend = tls_redis_factory(*certs.server_args())
+    reference = tls_redis_factory(*certs.server_args(auth))
     _, tls_port = start_tls_respcache(respcache, certs, backend.url, auth=auth)
     for mode, client, accepted in AUTH_CASES:
         if mode != auth:
@@ -304,7 +255,7 @@ def test_tls_auth_clients_as_redis(respcache, tls_redis_factory, certs, auth):
         assert ping_outcome(reference.port, ctx) == expected, f"redis-server, {client}"
         assert ping_outcome(tls_port, ctx) == expected, f"respcache --tls-auth-clients {auth}, {client}"
     if auth == "yes":
-        out = redis_cli(tls_port, certs, "PING", client=None)
+        out = redis_cli(tls_port, certs, "PING", with_cert=False)
         assert "PONG" not in out.stdout, out
 
 
@@ -320,16 +271,16 @@ def test_client_that_does_not_trust_our_ca_refuses_us(respcache, tls_redis, cert
 @pytest.mark.parametrize("case", ["wrong CA", "wrong name", "no client certificate"])
 def test_backend_certificate_checked(respcache, tls_redis_factory, certs, case):
     if case == "wrong CA":
-        backend = tls_redis_factory(*server_tls_args(certs, name="other-server"), trust="other-ca")
+        backend = tls_redis_factory(*certs.server_args(name="other-server"), trust="other-ca")
         expected = "TLS handshake failed: certificate verify failed: unable to get local issuer certificate"
     elif case == "wrong name":
-        backend = tls_redis_factory(*server_tls_args(certs, name="misnamed"))
+        backend = tls_redis_factory(*certs.server_args(name="misnamed"))
         expected = "TLS handshake failed: certificate verify failed: IP address mismatch"
     else:
-        backend = tls_redis_factory(*server_tls_args(certs))
+        backend = tls_redis_factory(*certs.server_args())
         expected = "certificate required"  # Redis's alert, read after our side of the TLS 1.3 handshake
     args = ["--bind", HOST, "--port", "0", "--tls-port", str(free_port()), "--backend", backend.url,
-            "--backend-tls-ca-cert-file", certs.crt("ca"), *server_tls_args(certs)]
+            "--backend-tls-ca-cert-file", certs.crt("ca"), *certs.server_args()]
     if case != "no client certificate":
         args += ["--backend-tls-cert-file", certs.crt("client"), "--backend-tls-key-file", certs.key("client")]
     rc = spawn(respcache, args)
