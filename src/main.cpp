@@ -172,6 +172,13 @@ std::vector<asio::executor_work_guard<asio::io_context::executor_type>> hold_wor
     return guards;
 }
 
+// The TLS contexts `cfg` asks for, into `tls`; false (logged) if a file cannot be used.
+bool set_up_tls(const config& cfg, server::tls_slots& tls) {
+    const std::string error = server::make_tls_slots(cfg, tls);
+    if (!error.empty()) log::error("cannot set up TLS", {{"error", error}});
+    return error.empty();
+}
+
 // Binds the client ports into `out` (the plain one first, unless --port 0 with --tls-port; then the TLS
 // one), handing accepted clients to `workers`; false (logged) if one cannot be bound.
 bool open_listeners(listeners& out, asio::io_context& io, const config& cfg,
@@ -318,10 +325,7 @@ int main(int argc, char** argv) {
     cache::reaper reaper(cache, cfg.reaper_interval);
     server::services svc(cfg, cache);
     server::tls_slots tls;
-    if (std::string error = server::make_tls_slots(cfg, tls); !error.empty()) {
-        log::error("cannot set up TLS", {{"error", error}});
-        return 1;
-    }
+    if (!set_up_tls(cfg, tls)) return 1;
     const backend::connection_options backend_options = backend_options_for(cfg, tls);
 
     std::vector<std::unique_ptr<server::worker>> workers = make_workers(svc, cfg.threads, backend_options);
