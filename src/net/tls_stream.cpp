@@ -81,6 +81,7 @@ std::string tls_stream::begin_ssl(std::shared_ptr<asio::ssl::context> ctx, bool 
     ctx_ = std::move(ctx);
     failed_ = false;
     established_ = false;
+    end_waiting_ = false;
     buffered_.store(false, std::memory_order_seq_cst);
     read_wants_write_.store(false, std::memory_order_relaxed);
     fd_.store(static_cast<int>(socket_.native_handle()), std::memory_order_seq_cst);
@@ -136,7 +137,7 @@ asio::awaitable<std::string> tls_stream::connect(std::string host, std::uint16_t
     if (!error.empty()) co_return error;
     prepare_socket(sock, true);
     socket_ = std::move(sock);
-    error = begin_ssl(slot_->get(), false, host);
+    error = slot_ ? begin_ssl(slot_->get(), false, host) : std::string("not a TLS client stream");
     if (!error.empty()) {
         close();
         co_return error;
@@ -145,7 +146,9 @@ asio::awaitable<std::string> tls_stream::connect(std::string host, std::uint16_t
     co_return co_await handshake(std::max(left, std::chrono::milliseconds(1)));
 }
 
-void tls_stream::publish_buffered() noexcept { buffered_.store(SSL_has_pending(ssl_) == 1, std::memory_order_seq_cst); }
+void tls_stream::publish_buffered() noexcept {
+    buffered_.store(end_waiting_ || SSL_has_pending(ssl_) == 1, std::memory_order_seq_cst);
+}
 
 error_code tls_stream::failure(int ssl_error) noexcept {
     if (ssl_error == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
@@ -179,7 +182,9 @@ std::size_t tls_stream::read_now(asio::mutable_buffer into, error_code& ec) noex
             read_wants_write_.store(err == SSL_ERROR_WANT_WRITE, std::memory_order_relaxed);
             if (got == 0) ec = asio::error::would_block;
         } else if (got == 0) {
-            ec = failure(err);  // given again by the next call: OpenSSL keeps the stream's end or failure
+            ec = failure(err);
+        } else {
+            end_waiting_ = true;  // the next call gives it: OpenSSL keeps the stream's end or failure
         }
         break;
     }
@@ -198,7 +203,7 @@ bool tls_stream::input_waiting() const noexcept {
 bool tls_stream::readable_now() noexcept {
     std::lock_guard guard(mu_);
     if (ssl_ == nullptr) return false;
-    if (SSL_pending(ssl_) > 0) return true;
+    if (end_waiting_ || SSL_pending(ssl_) > 0) return true;
     if (SSL_has_pending(ssl_) != 1) return false;
     // Bytes are buffered, but perhaps only part of a record: a peek decrypts a whole one if it is there.
     ERR_clear_error();

@@ -71,6 +71,7 @@ private:
     SSL* ssl_ = nullptr;              // GUARDED_BY(mu_); null when closed
     bool failed_ = false;             // GUARDED_BY(mu_): a fatal TLS error, no close_notify may follow
     bool established_ = false;        // GUARDED_BY(mu_): the handshake completed
+    bool end_waiting_ = false;        // GUARDED_BY(mu_): a read that returned bytes met the end (or a failure)
     std::atomic<int> fd_{-1};         // the open socket's descriptor, -1 when closed (set before close)
     std::atomic<bool> buffered_{false};     // SSL_has_pending after the last call into ssl_
     std::atomic<bool> read_wants_write_{false};  // the last read asked to write first
