@@ -123,6 +123,20 @@ struct harness {
         return ready;
     }
 
+    // Reads from `st` into `out` (which must outlive the reading) until it holds `size` bytes or the
+    // stream ends; then sets *done.
+    void read_into(net::stream& st, std::size_t size, std::string& out, bool* done) {
+        asio::co_spawn(io, [&st, size, &out, done]() -> asio::awaitable<void> {
+            std::string buf(64 * 1024, '\0');
+            while (out.size() < size) {
+                const auto r = co_await st.read_some(asio::buffer(buf));
+                if (r.ec) break;
+                out.append(buf.data(), r.bytes);
+            }
+            if (done != nullptr) *done = true;
+        }, asio::detached);
+    }
+
     void write(net::stream& st, const std::string& bytes) {
         auto w = std::make_shared<write_done>();
         st.write_all(asio::buffer(bytes), w, 1);
@@ -217,15 +231,7 @@ TEST_CASE("tls_stream: a write far larger than the socket's buffers arrives whol
     h.client->write_all(asio::buffer(big), w, 7);
     std::string got;
     bool ended = false;
-    asio::co_spawn(h.io, [&]() -> asio::awaitable<void> {
-        std::string buf(64 * 1024, '\0');
-        while (got.size() < big.size()) {
-            const auto r = co_await h.server->read_some(asio::buffer(buf));
-            if (r.ec) break;
-            got.append(buf.data(), r.bytes);
-        }
-        ended = true;
-    }, asio::detached);
+    h.read_into(*h.server, big.size(), got, &ended);
     h.run_until([&] { return ended && w->calls == 1; });
     CHECK_FALSE(w->ec);
     CHECK(got == big);
@@ -271,14 +277,7 @@ TEST_CASE("tls_stream: another thread reads under the owner's lock while the own
     h.server->write_all(asio::buffer(down), to_client, 1);
     h.client->write_all(asio::buffer(up), to_server, 2);
     std::string server_got;
-    asio::co_spawn(h.io, [&]() -> asio::awaitable<void> {
-        std::string buf(64 * 1024, '\0');
-        while (server_got.size() < up.size()) {
-            const auto r = co_await h.server->read_some(asio::buffer(buf));
-            if (r.ec) co_return;
-            server_got.append(buf.data(), r.bytes);
-        }
-    }, asio::detached);
+    h.read_into(*h.server, up.size(), server_got, nullptr);
     asio::co_spawn(h.io, [&]() -> asio::awaitable<void> {
         while (got_size.load() < down.size()) {
             if (co_await h.client->wait_readable()) co_return;
