@@ -347,6 +347,22 @@ def test_a_client_that_never_handshakes_is_closed_and_blocks_no_one(respcache, t
         silent.close()
 
 
+def test_shutdown_does_not_wait_for_a_handshake(respcache, tls_redis, certs):
+    rc, tls_port = start_tls_respcache(respcache, certs, tls_redis.url)
+    silent = socket.create_connection((HOST, tls_port), timeout=scaled(15))
+    try:
+        wait_until(lambda: ping_outcome(tls_port, tls_context(certs)) == "PONG", scaled(5), "a TLS client served")
+        started = time.monotonic()
+        assert rc.stop(signal.SIGTERM) == 0
+        elapsed = time.monotonic() - started
+        # Not the 5 s of the handshake timeout (nor --shutdown-timeout's 5 s): the handshake is ended.
+        assert elapsed < scaled(2), elapsed
+        assert "shutdown timeout" not in rc.log, rc.log
+        assert silent.recv(1) == b""
+    finally:
+        silent.close()
+
+
 def test_tls_configuration_errors(certs):
     from conftest import run_respcache
     cases = [

@@ -1,14 +1,17 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include "respcache/net/tls_context.hpp"
+#include "respcache/net/tls_stream.hpp"
 #include "respcache/server/services.hpp"
 #include "respcache/server/worker.hpp"
 
@@ -21,7 +24,8 @@ namespace respcache::server {
 // With a TLS context slot, each client first completes a TLS handshake with the slot's current context
 // (so a reload applies to the clients that come after it), on its worker's thread, within
 // handshake_timeout; one that fails or takes longer is closed (and logged at debug level) without
-// holding up anyone else. It counts as a connected client from its accept.
+// holding up anyone else. It counts as a connected client from its accept. stop() ends the handshakes
+// under way, and a client whose handshake completes after it is closed.
 class listener {
 public:
     static constexpr std::chrono::milliseconds handshake_timeout{5000};
@@ -37,12 +41,17 @@ public:
 
 private:
     boost::asio::awaitable<void> accept_loop();
-    void serve(worker& w, boost::asio::ip::tcp::socket socket);
+    // Hands an accepted client to workers_[k].
+    void serve(std::size_t k, boost::asio::ip::tcp::socket socket);
+    boost::asio::awaitable<void> handshake_then_serve(std::size_t k, std::unique_ptr<net::tls_stream> stream);
 
     boost::asio::ip::tcp::acceptor acceptor_;
     std::vector<worker*> workers_;
     services& shared_;
     std::shared_ptr<const net::tls_context_slot> tls_;
+    std::atomic<bool> stopped_{false};  // set by stop(), read by handshakes on other threads
+    // The TLS handshakes under way on each worker; element k is used on workers_[k]'s thread only.
+    std::vector<std::unordered_set<net::tls_stream*>> handshaking_;
     std::size_t next_ = 0;
 };
 
