@@ -3,7 +3,7 @@
 FROM debian:12 AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake libboost1.81-dev \
-      libboost-program-options1.81-dev libhiredis-dev libspdlog-dev catch2 \
+      libboost-program-options1.81-dev libhiredis-dev libspdlog-dev libssl-dev catch2 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -16,7 +16,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DRESPCACHE_TESTS=OFF \
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libboost-program-options1.81.0 libhiredis0.14 \
-      libspdlog1.10 libfmt9 \
+      libspdlog1.10 libfmt9 libssl3 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/respcache /usr/local/bin/respcache
 USER nobody

@@ -16,7 +16,7 @@ BENCH_ARGS ?=
 
 DEBIAN_PACKAGES := build-essential cmake pkg-config libboost1.81-dev libboost-program-options1.81-dev \
 	libhiredis-dev libspdlog-dev catch2 redis-server redis-tools python3-redis python3-pytest \
-	python3-pytest-timeout nutcracker libbenchmark-dev
+	python3-pytest-timeout nutcracker libbenchmark-dev libssl-dev openssl
 
 .PHONY: all deps build test unit e2e asan run bench microbench clean
 

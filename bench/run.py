@@ -42,6 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
+from tlscerts import OPENSSL, Certs  # noqa: E402  (standard library only)
+
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
 KEYS = 100_000           # distinct keys of the throughput scenarios (redis-benchmark -r 100000)
@@ -279,6 +282,7 @@ class Proc:
     popen: subprocess.Popen
     log: Path
     port: int = 0
+    tls_port: int = 0  # 0: no TLS port
     argv: List[str] = field(default_factory=list)
     exit_status: Optional[int] = None
 
@@ -325,23 +329,31 @@ class Procs:
         self.procs.append(p)
         return p
 
-    def start_redis(self, name: str) -> Proc:
+    def start_redis(self, name: str, tls_args: Sequence[str] = ()) -> Proc:
+        """A redis-server; with `tls_args` (its --tls-* options) also listening for TLS on p.tls_port."""
         port = free_port()
         d = self.workdir / name
         d.mkdir(exist_ok=True)
         argv = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
                 "--daemonize", "no", "--dir", str(d), "--logfile", ""]
+        tls_port = free_port() if tls_args else 0
+        if tls_args:
+            argv += ["--tls-port", str(tls_port), *tls_args]
         p = self._spawn(name, "redis", argv, self.workdir / f"{name}.log")
-        p.port = port
+        p.port, p.tls_port = port, tls_port
         def ready() -> bool:
             with Conn(port, timeout=2) as c:
                 return c.call("PING") == "PONG"
         wait_until(ready, 10, f"{name} to answer PING", p)
         return p
 
-    def start_respcache(self, name: str, backend_port: int, args: Sequence[str]) -> Proc:
-        argv = [self.bin, "--bind", HOST, "--port", "0", "--backend", f"redis://{HOST}:{backend_port}",
-                *args]
+    def start_respcache(self, name: str, backend_port: int, args: Sequence[str], backend_url: str = "",
+                        tls_args: Sequence[str] = ()) -> Proc:
+        """respcache in front of Redis on backend_port (or at backend_url); with `tls_args` (--tls-port and
+        the rest) it also listens for TLS on p.tls_port, beside a plain port (warming, INFO)."""
+        plain = str(free_port()) if tls_args else "0"
+        argv = [self.bin, "--bind", HOST, "--port", plain, "--backend",
+                backend_url or f"redis://{HOST}:{backend_port}", *tls_args, *args]
         log = self.workdir / f"{name}.log"
         p = self._spawn(name, "respcache", argv, log)
         pat = re.compile(rb"\bport=(\d+)")
@@ -351,6 +363,8 @@ class Procs:
                 p.port = int(m.group(1))
             return p.port != 0
         wait_until(port_logged, 10, f"{name} to log its port", p)
+        m = re.search(rb"\btls_port=(\d+)", log.read_bytes())
+        p.tls_port = int(m.group(1)) if m else 0
         def ready() -> bool:
             i = info(p.port, "proxy")
             return i.get("backend_state") == "up" and i.get("invalidation_channel") in ("live", "off")
@@ -581,6 +595,7 @@ class Scenario:
     seeds: tuple = ()        # key sets seeded in Redis for this scenario (STRINGS always is)
     hit_ratio_expected: Optional[float] = None  # a partial-hit scenario's ratio by construction (checked)
     parts: List[List[str]] = field(default_factory=list)  # mode together: redis-benchmark args of each process
+    tls: bool = False        # redis-benchmark --tls to the targets' TLS ports (mode rps)
 
     @property
     def command(self) -> str:
@@ -751,6 +766,14 @@ def scenarios() -> List[Scenario]:
                           Target(REDIS, "redis", "redis")],
                  ratio_pairs=[("respcache default threads", "respcache --threads 2"),
                               ("respcache default threads", REDIS)]),
+        Scenario("tls_get_hits", "GET hits over TLS, 50 clients",
+                 "The 'GET hits, 50 clients' load with redis-benchmark --tls (TLS 1.3, client certificates "
+                 "made by the harness with openssl, --tls-auth-clients yes on both targets): respcache's "
+                 "--tls-port, whose backend is the same Redis over TLS (rediss://), against Redis's own "
+                 "--tls-port.",
+                 "rps", ["-t", "get", "-c", "50", *COMMON], warm=True, expect_hits=True, tls=True,
+                 targets=[Target("respcache TLS", "respcache", "tls"), Target("Redis direct TLS", "redis", "redis")],
+                 ratio_pairs=[("respcache TLS", "Redis direct TLS")]),
         Scenario("tracking", "GET hits, --invalidation tracking vs ttl, --consistency strict",
                  "The hit scenario (50 clients) with client tracking on (default), off (--invalidation ttl), "
                  "and on with --consistency strict (a read barrier before hits); the ratios are "
@@ -803,6 +826,7 @@ class Bench:
         self.bench_payload: Optional[bytes] = None  # the value redis-benchmark's SET writes
         self.seeded: Dict[bytes, int] = {}  # KeySet prefix -> keys seeded in Redis
         self.twem_resp3: Optional[Dict] = None  # the probe of twemproxy with redis-benchmark -3
+        self.certs: Optional[Certs] = None  # made when a TLS scenario first needs them
 
     # ----- instances, started lazily and restarted (loudly) if one died
     RESPCACHE_ARGS = {
@@ -815,7 +839,36 @@ class Bench:
         "smallvalues": ["--capacity", "200000", "--ttl", CACHE_TTL, "--max-value-size", str(VALUE_SIZE)],
         "zipf": ["--capacity", str(ZIPF_CAPACITY), "--ttl", CACHE_TTL],
         "zipf_tinylfu": ["--capacity", str(ZIPF_CAPACITY), "--ttl", CACHE_TTL, "--eviction-policy", "tinylfu"],
+        "tls": ["--capacity", "200000", "--ttl", CACHE_TTL],  # with the TLS options of tls_instance_args
     }
+
+    def wants_tls(self) -> bool:
+        """Whether the run includes a TLS scenario (Redis then listens for TLS too) and openssl is there."""
+        only = self.opts.only.split(",") if self.opts.only else None
+        return OPENSSL is not None and (only is None or any(s.tls and s.name in only for s in scenarios()))
+
+    def tls_certs(self) -> Certs:
+        if self.certs is None:
+            d = self.workdir / "certs"
+            d.mkdir(exist_ok=True)
+            self.certs = Certs(d)
+        return self.certs
+
+    def tls_instance_args(self) -> Dict:
+        """start_respcache's arguments for the TLS instance: TLS for clients and to Redis's TLS port."""
+        c = self.tls_certs()
+        return {"backend_url": f"rediss://{HOST}:{self.instance('redis').tls_port}",
+                "tls_args": ["--tls-port", str(free_port()), *c.server_args(), "--backend-tls-ca-cert-file",
+                             c.crt("ca"), "--backend-tls-cert-file", c.crt("client"), "--backend-tls-key-file",
+                             c.key("client")]}
+
+    def bench_port(self, sc: Scenario, p: Proc) -> tuple:
+        """The port redis-benchmark talks to on `p` and the options it needs there (TLS for TLS scenarios)."""
+        if not sc.tls:
+            return p.port, []
+        if not p.tls_port:
+            raise RuntimeError(f"{sc.name}: {p.name} has no TLS port (is the openssl command installed?)")
+        return p.tls_port, self.tls_certs().client_args()
 
     def instance(self, name: str) -> Proc:
         p = self.instances.get(name)
@@ -827,12 +880,13 @@ class Bench:
             self.warn(msg)
             self.procs.stop(p)
         if name == "redis":
-            p = self.procs.start_redis("redis")
+            p = self.procs.start_redis("redis", self.tls_certs().server_args() if self.wants_tls() else ())
         elif name == "twemproxy":
             p = self.procs.start_twemproxy("twemproxy", self.instance("redis").port)
         else:
+            extra = self.tls_instance_args() if name == "tls" else {}
             p = self.procs.start_respcache(f"respcache-{name}", self.instance("redis").port,
-                                           self.RESPCACHE_ARGS[name])
+                                           self.RESPCACHE_ARGS[name], **extra)
         self.instances[name] = p
         return p
 
@@ -1037,13 +1091,14 @@ class Bench:
     def calibrate(self, sc: Scenario) -> int:
         """Requests for a run of about --duration seconds, from a short run against Redis direct (the
         same -n is then used for every target and round of the scenario)."""
-        key = " ".join(sc.args)
+        key = " ".join(sc.args) + (" (TLS)" if sc.tls else "")
         if key in self.calibrated:
             return self.calibrated[key]
         probe_n = 5000 if rb_clients(sc.args) == 1 else 20000
         if "-P" in sc.args:
             probe_n *= 4
-        r = rb_run(self.instance("redis").port, ["-n", str(probe_n), *sc.args], sc.test, timeout=120)
+        port, tls = self.bench_port(sc, self.instance("redis"))
+        r = rb_run(port, ["-n", str(probe_n), *tls, *sc.args], sc.test, timeout=120)
         n = int(r["rps"] * self.duration)
         n = max(2000, min(n, 5_000_000))
         n = (n // 1000) * 1000 or 1000
@@ -1081,7 +1136,8 @@ class Bench:
             res["commands"] = [rb_template(a) for a, _ in together]
         else:
             n_get, n_set = (0, n) if sc.command == "set" else (n, 0)
-            res["commands"] = rb_template(["-n", str(n), *sc.args])
+            tls = ["--tls", "--cacert", "ca.crt", "--cert", "client.crt", "--key", "client.key"] if sc.tls else []
+            res["commands"] = rb_template(["-n", str(n), *tls, *sc.args])
         timeout = max(120.0, 30 * self.duration)
         for t in sc.targets:
             res["targets"][t.label] = {"kind": t.kind, "instance": t.instance, "runs": []}
@@ -1126,10 +1182,11 @@ class Bench:
                     run.update({"rps": round(total / tg["seconds"], 2), "seconds": tg["seconds"],
                                 "parts": tg["runs"], "argv": [rb_argv(p.port, a) for a, _ in together]})
                 else:
-                    args = ["-n", str(n), *sc.args]
+                    port, tls = self.bench_port(sc, p)
+                    args = ["-n", str(n), *tls, *sc.args]
                     during = watch_resp3(p.port, rb_clients(sc.args)) if sc.resp3 else None
-                    run.update(rb_run(p.port, args, sc.test, timeout, during))
-                    run["argv"] = rb_argv(p.port, args)
+                    run.update(rb_run(port, args, sc.test, timeout, during))
+                    run["argv"] = rb_argv(port, args)
                     total = n
                 # CPU time per request of the target's process and of Redis behind it (the same process
                 # for Redis direct): what a request costs, which the throughput of 3 busy processes on

@@ -24,6 +24,7 @@
 #include "respcache/server/listener.hpp"
 #include "respcache/server/metrics_server.hpp"
 #include "respcache/server/services.hpp"
+#include "respcache/server/tls_setup.hpp"
 #include "respcache/server/worker.hpp"
 #include "respcache/server/warm_start.hpp"
 
@@ -32,6 +33,8 @@ using namespace respcache;
 
 namespace {
 
+using listeners = std::vector<std::unique_ptr<server::listener>>;
+
 std::string mode_name(invalidation_mode m) { return m == invalidation_mode::tracking ? "tracking" : "ttl"; }
 
 // Stops accepting, lets every session finish what it has in flight (bounded by --shutdown-timeout),
@@ -39,16 +42,16 @@ std::string mode_name(invalidation_mode m) { return m == invalidation_mode::trac
 class shutdown_sequence {
 public:
     shutdown_sequence(std::vector<std::unique_ptr<server::worker>>& workers, server::services& svc,
-                      server::listener& l, server::catalog_loader& loader, coherence::invalidation_listener* inval,
+                      listeners& l, server::catalog_loader& loader, coherence::invalidation_listener* inval,
                       std::vector<asio::executor_work_guard<asio::io_context::executor_type>>& guards)
-        : workers_(workers), svc_(svc), listener_(l), loader_(loader), inval_(inval), guards_(guards),
+        : workers_(workers), svc_(svc), listeners_(l), loader_(loader), inval_(inval), guards_(guards),
           timer_(workers[0]->io()) {}
 
     void begin(const char* why) {
         if (started_) return;
         started_ = true;
         log::info("shutting down: no new clients, finishing requests in flight", {{"signal", why}});
-        listener_.stop();
+        for (auto& l : listeners_) l->stop();
         for (auto& w : workers_) asio::post(w->io(), [wp = w.get()] { wp->stop_sessions(); });
         deadline_ = std::chrono::steady_clock::now() + svc_.startup_config().shutdown_timeout;
         poll();
@@ -90,7 +93,7 @@ private:
 
     std::vector<std::unique_ptr<server::worker>>& workers_;
     server::services& svc_;
-    server::listener& listener_;
+    listeners& listeners_;
     server::catalog_loader& loader_;
     coherence::invalidation_listener* inval_;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>>& guards_;
@@ -102,13 +105,17 @@ private:
 // SIGHUP: reads the configuration again (same command line and environment, the file anew) and applies
 // what can change while running; names what cannot.
 void reload(const std::vector<std::string>& args, const config& startup, server::services& svc, cache::reaper& reaper,
-            std::vector<std::unique_ptr<server::worker>>& workers) {
+            std::vector<std::unique_ptr<server::worker>>& workers, server::tls_slots& tls) {
     config_outcome o = load_config(args, process_environment());
     if (o.what != config_outcome::action::run) {
         log::error("reload refused: the configuration is invalid; keeping the running one", {{"error", o.message}});
         return;
     }
     const config& next = o.cfg;
+    if (std::string error = server::reload_tls(next, tls); !error.empty())
+        log::error("TLS certificates not reloaded; new connections keep the running ones", {{"error", error}});
+    else if (tls.clients || tls.backend)
+        log::info("TLS certificates reloaded: new connections use them");
     svc.apply_live(next);
     reaper.set_interval(next.reaper_interval);
     log::set_level(next.log_level);
@@ -141,11 +148,12 @@ int exit_without_running(const config_outcome& outcome) {
     return 0;
 }
 
-backend::connection_options backend_options_for(const config& cfg) {
+backend::connection_options backend_options_for(const config& cfg, const server::tls_slots& tls) {
     backend::connection_options backend_options;
     backend_options.address = cfg.backend;
     backend_options.connect_timeout = cfg.connect_timeout;
     backend_options.request_timeout = cfg.request_timeout;
+    server::use_backend_tls(backend_options, tls.backend);
     return backend_options;
 }
 
@@ -164,19 +172,40 @@ std::vector<asio::executor_work_guard<asio::io_context::executor_type>> hold_wor
     return guards;
 }
 
-// Binds the client port into `listener`, handing accepted clients to `workers`; false (logged) if it cannot.
-bool open_listener(std::optional<server::listener>& listener, asio::io_context& io, const config& cfg,
-                   std::vector<std::unique_ptr<server::worker>>& workers, server::services& svc) {
+// The TLS contexts `cfg` asks for, into `tls`; false (logged) if a file cannot be used.
+bool set_up_tls(const config& cfg, server::tls_slots& tls) {
+    const std::string error = server::make_tls_slots(cfg, tls);
+    if (!error.empty()) log::error("cannot set up TLS", {{"error", error}});
+    return error.empty();
+}
+
+// Binds the client ports into `out` (the plain one first, unless --port 0 with --tls-port; then the TLS
+// one), handing accepted clients to `workers`; false (logged) if one cannot be bound.
+bool open_listeners(listeners& out, asio::io_context& io, const config& cfg,
+                    std::vector<std::unique_ptr<server::worker>>& workers, server::services& svc,
+                    const server::tls_slots& tls) {
     std::vector<server::worker*> worker_ptrs;
     for (auto& w : workers) worker_ptrs.push_back(w.get());
-    try {
-        listener.emplace(io.get_executor(), asio::ip::tcp::endpoint(asio::ip::make_address(cfg.bind), cfg.port),
-                         worker_ptrs, svc);
-    } catch (const std::exception& e) {
-        log::error("cannot listen", {{"bind", cfg.bind}, {"port", cfg.port}, {"error", e.what()}});
-        return false;
-    }
-    return true;
+    auto open = [&](std::uint16_t port, std::shared_ptr<const net::tls_context_slot> slot) {
+        try {
+            out.push_back(std::make_unique<server::listener>(
+                io.get_executor(), asio::ip::tcp::endpoint(asio::ip::make_address(cfg.bind), port), worker_ptrs, svc,
+                std::move(slot)));
+        } catch (const std::exception& e) {
+            log::error("cannot listen", {{"bind", cfg.bind}, {"port", port}, {"error", e.what()}});
+            return false;
+        }
+        return true;
+    };
+    if ((cfg.port != 0 || cfg.tls_port == 0) && !open(cfg.port, nullptr)) return false;
+    return cfg.tls_port == 0 || open(cfg.tls_port, tls.clients);
+}
+
+// The port a listener of `ls` is bound to: the plain one (tls false) or the TLS one; 0 if none.
+std::uint16_t bound_port(const listeners& ls, const config& cfg, bool tls) {
+    const bool has_plain = cfg.port != 0 || cfg.tls_port == 0;
+    if (tls) return cfg.tls_port == 0 ? 0 : ls.back()->local_endpoint().port();
+    return has_plain ? ls.front()->local_endpoint().port() : 0;
 }
 
 // With --metrics-port, binds it into `metrics`; false (logged) if it cannot.
@@ -207,13 +236,15 @@ std::unique_ptr<coherence::invalidation_listener> make_invalidation_listener(
 // metrics server and the listener; each starts when its io thread runs.
 void start_services(std::vector<std::unique_ptr<server::worker>>& workers, coherence::invalidation_listener* inval,
                     asio::io_context& inval_io, server::catalog_loader& loader,
-                    std::optional<server::metrics_server>& metrics, server::listener& listener) {
+                    std::optional<server::metrics_server>& metrics, listeners& ls) {
     for (auto& w : workers) asio::post(w->io(), [wp = w.get()] { wp->start_backend(); });
     if (inval) asio::post(inval_io, [inval] { inval->start(); });
     // Clients are accepted once the backend's facts (its version for HELLO, its database count) are
     // known, or it could not be reached: connections made before then wait in the listen queue.
-    asio::post(workers[0]->io(), [&loader, &metrics, &listener] {
-        loader.start([&listener] { listener.start(); });
+    asio::post(workers[0]->io(), [&loader, &metrics, &ls] {
+        loader.start([&ls] {
+            for (auto& l : ls) l->start();
+        });
         if (metrics) metrics->start();
     });
 }
@@ -226,12 +257,17 @@ void warn_if_exposed(const config& cfg) {
                   {{"bind", cfg.bind}});
 }
 
-void log_started(const config& cfg, const asio::ip::tcp::endpoint& bound, const cache::lru_cache& cache,
+void log_started(const config& cfg, const listeners& ls, const cache::lru_cache& cache,
                  const std::optional<server::metrics_server>& metrics) {
     log::info("respcache started",
               {{"version", RESPCACHE_VERSION},
                {"bind", cfg.bind},
-               {"port", bound.port()},
+               {"port", bound_port(ls, cfg, false)},
+               {"tls_port", bound_port(ls, cfg, true)},
+               {"tls_auth_clients", cfg.tls_port == 0                                  ? "-"
+                                    : cfg.tls_auth_clients == net::client_auth::yes ? "yes"
+                                    : cfg.tls_auth_clients == net::client_auth::no  ? "no"
+                                                                                    : "optional"},
                {"backend", cfg.backend.redacted()},
                {"threads", cfg.threads},
                {"capacity", cfg.capacity},
@@ -288,14 +324,16 @@ int main(int argc, char** argv) {
     cache::lru_cache cache({cfg.capacity, cfg.max_memory, cfg.ttl.count()}, cfg.cache_shards, clock);
     cache::reaper reaper(cache, cfg.reaper_interval);
     server::services svc(cfg, cache);
-    const backend::connection_options backend_options = backend_options_for(cfg);
+    server::tls_slots tls;
+    if (!set_up_tls(cfg, tls)) return 1;
+    const backend::connection_options backend_options = backend_options_for(cfg, tls);
 
     std::vector<std::unique_ptr<server::worker>> workers = make_workers(svc, cfg.threads, backend_options);
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards = hold_work(workers);
 
     asio::io_context& main_io = workers[0]->io();
-    std::optional<server::listener> listener;
-    if (!open_listener(listener, main_io, cfg, workers, svc)) return 1;
+    listeners listening;
+    if (!open_listeners(listening, main_io, cfg, workers, svc, tls)) return 1;
 
     server::catalog_loader loader(main_io.get_executor(), backend_options, svc);
     svc.set_catalog_refresher([&main_io, &loader] { asio::post(main_io, [&loader] { loader.refresh(); }); });
@@ -312,12 +350,12 @@ int main(int argc, char** argv) {
     std::unique_ptr<server::warm_start> warm;
     if (!cfg.warm_file.empty()) warm = std::make_unique<server::warm_start>(*workers[0], svc);
 
-    shutdown_sequence shutdown(workers, svc, *listener, loader, inval.get(), guards);
+    shutdown_sequence shutdown(workers, svc, listening, loader, inval.get(), guards);
     asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);
     std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
-            reload(args, cfg, svc, reaper, workers);
+            reload(args, cfg, svc, reaper, workers, tls);
             signals.async_wait(on_signal);
             return;
         }
@@ -327,11 +365,10 @@ int main(int argc, char** argv) {
     };
     signals.async_wait(on_signal);
 
-    start_services(workers, inval.get(), inval_io, loader, metrics, *listener);
+    start_services(workers, inval.get(), inval_io, loader, metrics, listening);
     if (warm) asio::post(main_io, [&warm] { warm->start(); });
-    const auto bound = listener->local_endpoint();
     warn_if_exposed(cfg);
-    log_started(cfg, bound, cache, metrics);
+    log_started(cfg, listening, cache, metrics);
     run_until_stopped(workers, inval_io, inval_guard, inval.get());
     reaper.stop();
     log::info("respcache stopped");

@@ -419,7 +419,8 @@ TEST_CASE("config: backend URLs", "[config]") {
         "",
         "cache:6379",
         "http://cache:6379",
-        "rediss://cache:6379",
+        "rediss://",
+        "redisss://cache:6379",
         "redis://",
         "redis://:6379",
         "redis://cache:",
@@ -443,6 +444,19 @@ TEST_CASE("config: backend URLs", "[config]") {
         CAPTURE(url);
         CHECK_FALSE(detail::parse_backend_url(url));
     }
+}
+
+TEST_CASE("config: rediss:// is a TLS backend, redis:// a plain one", "[config]") {
+    const auto tls = detail::parse_backend_url("rediss://alice:pw@cache.example:6380/2");
+    REQUIRE(tls);
+    CHECK(tls->tls);
+    CHECK(tls->host == "cache.example");
+    CHECK(tls->port == 6380);
+    CHECK(tls->db == 2);
+    CHECK(tls->redacted() == "rediss://alice:***@cache.example:6380/2");
+    const auto plain = detail::parse_backend_url("redis://cache.example:6380");
+    REQUIRE(plain);
+    CHECK_FALSE(plain->tls);
 }
 
 TEST_CASE("config: an unbracketed IPv6 address is not taken apart at its last colon", "[config]") {
@@ -592,4 +606,59 @@ TEST_CASE("config: process_environment returns NAME=value strings of this proces
     const auto env = respcache::process_environment();
     ::unsetenv("RESPCACHE_CONFIG_TEST_PROBE");
     CHECK(std::find(env.begin(), env.end(), "RESPCACHE_CONFIG_TEST_PROBE=x=y") != env.end());
+}
+
+TEST_CASE("config: the TLS options and what they need", "[config]") {
+    const config defaults = run_ok({}).cfg;
+    CHECK(defaults.tls_port == 0);
+    CHECK(defaults.tls_auth_clients == respcache::net::client_auth::yes);
+    const config cfg = run_ok({"--tls-port", "6380", "--tls-cert-file", "s.crt", "--tls-key-file", "s.key",
+                               "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "optional", "--backend",
+                               "rediss://db:6379", "--backend-tls-ca-cert-file", "bca.crt", "--backend-tls-cert-file",
+                               "c.crt", "--backend-tls-key-file", "c.key"})
+                           .cfg;
+    CHECK(cfg.tls_port == 6380);
+    CHECK(cfg.tls_cert_file == "s.crt");
+    CHECK(cfg.tls_key_file == "s.key");
+    CHECK(cfg.tls_ca_cert_file == "ca.crt");
+    CHECK(cfg.tls_auth_clients == respcache::net::client_auth::optional);
+    CHECK(cfg.backend.tls);
+    CHECK(cfg.backend_tls_ca_cert_file == "bca.crt");
+    CHECK(cfg.backend_tls_cert_file == "c.crt");
+    CHECK(cfg.backend_tls_key_file == "c.key");
+    CHECK(run_ok({"--tls-port", "6380", "--tls-cert-file", "s.crt", "--tls-key-file", "s.key", "--tls-auth-clients",
+                  "no"})
+              .cfg.tls_ca_cert_file.empty());
+
+    struct bad {
+        args_t args;
+        const char* mention;
+    };
+    const bad rows[] = {
+        {{"--tls-port", "6380"}, "--tls-port needs --tls-cert-file and --tls-key-file"},
+        {{"--tls-port", "6380", "--tls-cert-file", "s.crt"}, "--tls-port needs --tls-cert-file and --tls-key-file"},
+        {{"--tls-port", "6380", "--tls-cert-file", "s.crt", "--tls-key-file", "s.key"}, "needs --tls-ca-cert-file"},
+        {{"--tls-port", "8001", "--tls-cert-file", "s.crt", "--tls-key-file", "s.key", "--tls-auth-clients", "no"},
+         "--tls-port and --port must differ"},
+        {{"--tls-auth-clients", "maybe"}, "yes, no or optional"},
+        {{"--tls-cert-file", ""}, "PEM file path"},
+        {{"--backend-tls-ca-cert-file", "ca.crt"}, "need a rediss:// --backend"},
+        {{"--backend", "rediss://db:6379", "--backend-tls-cert-file", "c.crt"}, "give both or neither"},
+        {{"--backend", "rediss://db:6379", "--backend-tls-key-file", "c.key"}, "give both or neither"},
+    };
+    for (const auto& r : rows) require_usage_error(load_config(r.args, {}), {r.mention});
+}
+
+TEST_CASE("config: --tls-port cannot change on reload; the certificate files can", "[config]") {
+    const args_t base = {"--tls-port", "6380", "--tls-cert-file", "s.crt", "--tls-key-file", "s.key",
+                         "--tls-auth-clients", "no"};
+    const config a = run_ok(base).cfg;
+    args_t moved = base;
+    moved[1] = "6381";
+    CHECK(fixed_options_changed(a, run_ok(moved).cfg) == std::vector<std::string>{"tls-port"});
+    args_t renamed = base;
+    renamed[3] = "other.crt";
+    CHECK(fixed_options_changed(a, run_ok(renamed).cfg).empty());
+    const config tls = run_ok({"--backend", "rediss://127.0.0.1:6379"}).cfg;
+    CHECK(fixed_options_changed(run_ok({}).cfg, tls) == std::vector<std::string>{"backend"});
 }

@@ -3,7 +3,7 @@
 namespace respcache::backend {
 
 std::string address::redacted() const {
-    std::string out = "redis://";
+    std::string out = tls ? "rediss://" : "redis://";
     if (!user.empty() || !password.empty()) {
         out += user;
         if (!password.empty()) out += ":***";

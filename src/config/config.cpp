@@ -35,8 +35,10 @@ std::vector<std::string> fixed_options_changed(const config& a, const config& b)
     };
     check("bind", a.bind == b.bind);
     check("port", a.port == b.port);
+    check("tls-port", a.tls_port == b.tls_port);
     check("backend", a.backend.host == b.backend.host && a.backend.port == b.backend.port && a.backend.user == b.backend.user &&
-                         a.backend.password == b.backend.password && a.backend.db == b.backend.db);
+                         a.backend.password == b.backend.password && a.backend.db == b.backend.db &&
+                         a.backend.tls == b.backend.tls);
     check("threads", a.threads == b.threads);
     check("cache-shards", a.cache_shards == b.cache_shards);
     check("invalidation", a.invalidation == b.invalidation);
@@ -193,6 +195,24 @@ std::optional<config_outcome> apply_options(const po::variables_map& vm, config&
     return std::nullopt;
 }
 
+// The TLS options that only make sense together (the files themselves are read at start-up).
+std::optional<config_outcome> check_tls(const config& cfg) {
+    if (cfg.tls_port != 0) {
+        if (cfg.tls_cert_file.empty() || cfg.tls_key_file.empty())
+            return usage_error("--tls-port needs --tls-cert-file and --tls-key-file");
+        if (cfg.tls_auth_clients != net::client_auth::no && cfg.tls_ca_cert_file.empty())
+            return usage_error("--tls-auth-clients yes or optional needs --tls-ca-cert-file (the CAs of client "
+                               "certificates), or give --tls-auth-clients no");
+        if (cfg.tls_port == cfg.port) return usage_error("--tls-port and --port must differ");
+    }
+    if (cfg.backend_tls_cert_file.empty() != cfg.backend_tls_key_file.empty())
+        return usage_error("--backend-tls-cert-file and --backend-tls-key-file: give both or neither");
+    const bool backend_files = !cfg.backend_tls_ca_cert_file.empty() || !cfg.backend_tls_cert_file.empty();
+    if (backend_files && !cfg.backend.tls)
+        return usage_error("--backend-tls-* options need a rediss:// --backend");
+    return std::nullopt;
+}
+
 }  // namespace
 
 config_outcome load_config(const std::vector<std::string>& args, const std::vector<std::string>& environment) {
@@ -211,6 +231,7 @@ config_outcome load_config(const std::vector<std::string>& args, const std::vect
     if (cfg.consistency == consistency_mode::strict && cfg.invalidation != invalidation_mode::tracking)
         return usage_error("--consistency strict needs --invalidation tracking (with ttl, direct writes are seen "
                            "only when entries expire)");
+    if (auto early = check_tls(cfg)) return std::move(*early);
     if (!cfg.backend_password_file.empty()) cfg.backend.password = *read_secret_file(cfg.backend_password_file);
     config_outcome out;
     out.cfg = std::move(cfg);

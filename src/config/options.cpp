@@ -77,9 +77,10 @@ std::vector<option_row> listening_options() {
              c.bind = v;
              return true;
          }},
-        {"port", "a port number from 0 to 65535", "port to listen on; 0 picks a free one (default 8001)",
+        {"port", "a port number from 0 to 65535",
+         "plain TCP port to listen on; 0: none when --tls-port is given, otherwise a free one (default 8001)",
          integer_in(&config::port, 0, 65535)},
-        {"backend", "redis://[user:password@]host:port[/db]",
+        {"backend", "redis://[user:password@]host:port[/db], or rediss:// for TLS",
          "the backing Redis (default redis://127.0.0.1:6379)",
          [](config& c, const std::string& v) {
              auto a = detail::parse_backend_url(v);
@@ -256,6 +257,40 @@ std::vector<option_row> password_options() {
     };
 }
 
+// A non-empty path into `field`.
+std::function<bool(config&, const std::string&)> path_into(std::string config::*field) {
+    return [=](config& c, const std::string& v) {
+        if (v.empty()) return false;
+        c.*field = v;
+        return true;
+    };
+}
+
+// TLS for clients (redis.conf's names) and for the backend. The files are read again on SIGHUP.
+std::vector<option_row> tls_options() {
+    return {
+        {"tls-port", "a port number from 0 to 65535 (0 = off)", "TLS port to listen on (default 0 = off)",
+         integer_in(&config::tls_port, 0, 65535)},
+        {"tls-cert-file", "a PEM file path", "the certificate (chain) of the TLS port", path_into(&config::tls_cert_file)},
+        {"tls-key-file", "a PEM file path", "its private key", path_into(&config::tls_key_file)},
+        {"tls-ca-cert-file", "a PEM file path", "the CAs whose client certificates the TLS port accepts",
+         path_into(&config::tls_ca_cert_file)},
+        {"tls-auth-clients", "yes, no or optional",
+         "yes: TLS clients must show a certificate the CA signed; optional: one they show must be valid; "
+         "no: none is asked for (default yes)",
+         one_of(&config::tls_auth_clients, {{"yes", net::client_auth::yes},
+                                            {"optional", net::client_auth::optional},
+                                            {"no", net::client_auth::no}})},
+        {"backend-tls-ca-cert-file", "a PEM file path",
+         "the CAs that sign a rediss:// backend's certificate, whose name or IP must match --backend "
+         "(default: the system's CAs)",
+         path_into(&config::backend_tls_ca_cert_file)},
+        {"backend-tls-cert-file", "a PEM file path", "a client certificate for a rediss:// backend (default: none)",
+         path_into(&config::backend_tls_cert_file)},
+        {"backend-tls-key-file", "a PEM file path", "its private key", path_into(&config::backend_tls_key_file)},
+    };
+}
+
 // Metrics and logging.
 std::vector<option_row> operations_options() {
     return {
@@ -280,7 +315,7 @@ const std::vector<option_row>& option_table() {
     static const std::vector<option_row> rows = [] {
         std::vector<option_row> all;
         for (auto* group : {listening_options, cache_options, read_options, coherence_options, io_options, client_limit_options,
-                            password_options, operations_options}) {
+                            password_options, tls_options, operations_options}) {
             std::vector<option_row> part = group();
             std::move(part.begin(), part.end(), std::back_inserter(all));
         }

@@ -132,10 +132,12 @@ bool split_host_port(std::string_view hostport, std::string_view& host, std::str
 }  // namespace
 
 std::optional<backend_address> parse_backend_url(std::string_view text) {
-    constexpr std::string_view scheme = "redis://";
-    if (text.substr(0, scheme.size()) != scheme) return std::nullopt;
-    std::string_view rest = text.substr(scheme.size());
+    constexpr std::string_view plain = "redis://";
+    constexpr std::string_view tls = "rediss://";
     backend_address out;
+    out.tls = text.starts_with(tls);
+    if (!out.tls && !text.starts_with(plain)) return std::nullopt;
+    std::string_view rest = text.substr(out.tls ? tls.size() : plain.size());
     if (auto at = rest.rfind('@'); at != std::string_view::npos) {
         std::string_view userinfo = rest.substr(0, at);
         rest = rest.substr(at + 1);

@@ -7,9 +7,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -19,25 +16,16 @@ using asio::ip::tcp;
 
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-std::string endpoint_text(const tcp::endpoint& ep) {
-    const auto addr = ep.address();
-    if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
-    return addr.to_string() + ":" + std::to_string(ep.port());
-}
 }  // namespace
 
-tcp_stream::tcp_stream(asio::any_io_executor ex) : socket_(ex) {}
+tcp_stream::tcp_stream(asio::any_io_executor ex) : socket_stream(ex) {}
 
-tcp_stream::tcp_stream(tcp::socket socket) : socket_(socket.get_executor()) { adopt(std::move(socket), false); }
+tcp_stream::tcp_stream(tcp::socket socket) : socket_stream(socket.get_executor()) { adopt(std::move(socket), false); }
 
 tcp_stream::~tcp_stream() { close(); }
 
 void tcp_stream::adopt(tcp::socket socket, bool keep_alive) {
-    error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    if (keep_alive) socket.set_option(asio::socket_base::keep_alive(true), ignored);
-    socket.non_blocking(true, ignored);
+    prepare_socket(socket, keep_alive);
     socket_ = std::move(socket);
     fd_.store(socket_.is_open() ? static_cast<int>(socket_.native_handle()) : -1, std::memory_order_seq_cst);
 }
@@ -72,11 +60,6 @@ bool tcp_stream::input_waiting() const noexcept {
     return ::poll(&p, 1, 0) != 0;
 }
 
-void tcp_stream::cancel() noexcept {
-    error_code ignored;
-    socket_.cancel(ignored);
-}
-
 void tcp_stream::shutdown() noexcept {
     error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
@@ -86,18 +69,6 @@ void tcp_stream::close() noexcept {
     fd_.store(-1, std::memory_order_seq_cst);
     error_code ignored;
     socket_.close(ignored);
-}
-
-std::string tcp_stream::peer_address() const {
-    error_code ec;
-    const auto ep = socket_.remote_endpoint(ec);
-    return ec ? std::string() : endpoint_text(ep);
-}
-
-std::string tcp_stream::local_address() const {
-    error_code ec;
-    const auto ep = socket_.local_endpoint(ec);
-    return ec ? std::string() : endpoint_text(ep);
 }
 
 asio::awaitable<error_code> tcp_stream::wait_readable() {
@@ -116,23 +87,10 @@ void tcp_stream::write_all(asio::const_buffer bytes, std::shared_ptr<write_recei
 
 asio::awaitable<std::string> tcp_stream::connect(std::string host, std::uint16_t port,
                                                  std::chrono::milliseconds timeout) {
-    using namespace asio::experimental::awaitable_operators;
     close();
-    const auto ex = socket_.get_executor();
-    tcp::resolver resolver(ex);
-    asio::steady_timer timer(ex);
-    timer.expires_after(timeout);
-    const std::string timeout_text = "timed out connecting after " + std::to_string(timeout.count()) + "ms";
-    auto resolved = co_await (resolver.async_resolve(host, std::to_string(port), use_tuple) || timer.async_wait(use_tuple));
-    if (resolved.index() == 1) co_return timeout_text;
-    auto [rec, endpoints] = std::get<0>(resolved);
-    if (rec) co_return "cannot resolve " + host + ": " + rec.message();
-    tcp::socket sock(ex);
-    auto connected = co_await (asio::async_connect(sock, endpoints, use_tuple) || timer.async_wait(use_tuple));
-    if (connected.index() == 1) co_return timeout_text;
-    auto [cec, endpoint] = std::get<0>(connected);
-    (void)endpoint;
-    if (cec) co_return cec.message();
+    tcp::socket sock(socket_.get_executor());
+    std::string error = co_await dial(sock, std::move(host), port, timeout);
+    if (!error.empty()) co_return error;
     adopt(std::move(sock), true);
     co_return std::string();
 }

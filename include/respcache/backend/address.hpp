@@ -5,13 +5,15 @@
 
 namespace respcache::backend {
 
-// Where the backing Redis is and how to log in to it: `redis://[user:password@]host:port[/db]`.
+// Where the backing Redis is and how to log in to it: `redis://[user:password@]host:port[/db]`, or
+// `rediss://...` for TLS.
 struct address {
     std::string host = "127.0.0.1";
     std::uint16_t port = 6379;
     std::string user;      // empty: the password alone is sent (AUTH password)
     std::string password;  // empty: no AUTH
     std::uint32_t db = 0;
+    bool tls = false;  // rediss://
 
     // The address with the password replaced by "***", for logs.
     std::string redacted() const;

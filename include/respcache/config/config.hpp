@@ -11,6 +11,7 @@
 #include "respcache/backend/address.hpp"
 #include "respcache/coherence/tracker.hpp"
 #include "respcache/command/cache_plan.hpp"
+#include "respcache/net/tls_context.hpp"
 #include "respcache/util/log.hpp"
 
 namespace respcache {
@@ -31,7 +32,16 @@ struct config {
     }
 
     std::string bind = "127.0.0.1";
-    std::uint16_t port = 8001;  // 0 asks the kernel for a free port (it is logged at start-up)
+    // Plain TCP. 0: none when tls_port is set (as in Redis), otherwise a free port (logged at start-up).
+    std::uint16_t port = 8001;
+    std::uint16_t tls_port = 0;  // 0: no TLS port
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    std::string tls_ca_cert_file;  // the CAs of client certificates
+    net::client_auth tls_auth_clients = net::client_auth::yes;
+    std::string backend_tls_ca_cert_file;  // empty: the system's CAs (with a rediss:// backend)
+    std::string backend_tls_cert_file;     // empty: no client certificate
+    std::string backend_tls_key_file;
     backend_address backend;
     std::size_t capacity = 1024;
     std::size_t max_memory = 0;

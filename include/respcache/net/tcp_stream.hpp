@@ -5,14 +5,14 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
-#include "respcache/net/stream.hpp"
+#include "respcache/net/socket_stream.hpp"
 
 namespace respcache::net {
 
 // A stream over a TCP socket, with TCP_NODELAY (and SO_KEEPALIVE when it dials). Reads by readiness
 // use recv() with MSG_DONTWAIT on the socket's descriptor, published in an atomic so that input_waiting()
 // and read_now() may be called from another thread.
-class tcp_stream final : public stream {
+class tcp_stream final : public socket_stream {
 public:
     // A stream to be opened with connect().
     explicit tcp_stream(asio::any_io_executor ex);
@@ -20,7 +20,6 @@ public:
     explicit tcp_stream(asio::ip::tcp::socket socket);
     ~tcp_stream() override;
 
-    asio::any_io_executor get_executor() noexcept override { return socket_.get_executor(); }
     asio::awaitable<error_code> wait_readable() override;
     asio::awaitable<io_result> read_some(asio::mutable_buffer into) override;
     std::size_t read_now(asio::mutable_buffer into, error_code& ec) noexcept override;
@@ -28,17 +27,12 @@ public:
     void write_all(asio::const_buffer bytes, std::shared_ptr<write_receiver> r, std::uint64_t tag) override;
     asio::awaitable<std::string> connect(std::string host, std::uint16_t port,
                                          std::chrono::milliseconds timeout) override;
-    bool is_open() const noexcept override { return socket_.is_open(); }
-    void cancel() noexcept override;
     void shutdown() noexcept override;
     void close() noexcept override;
-    std::string peer_address() const override;
-    std::string local_address() const override;
 
 private:
     void adopt(asio::ip::tcp::socket socket, bool keep_alive);
 
-    asio::ip::tcp::socket socket_;
     std::atomic<int> fd_{-1};  // the open socket's descriptor, -1 when closed (set before close)
 };
 
