@@ -76,12 +76,14 @@ std::uint32_t parse_flags(const redisReply* flags) {
 
 key_spec parse_key_spec(const redisReply* spec) {
     key_spec out;
-    if (const redisReply* flags = map_get(spec, "flags"); flags != nullptr && flags->type == REDIS_REPLY_ARRAY)
-        for (std::size_t i = 0; i < flags->elements; ++i)
+    if (const redisReply* flags = map_get(spec, "flags"); flags != nullptr && flags->type == REDIS_REPLY_ARRAY) {
+        for (std::size_t i = 0; i < flags->elements; ++i) {
             if (text(flags->element[i]) == "incomplete")
                 out.incomplete = true;
             else if (text(flags->element[i]) == "RO")
                 out.read_only = true;
+        }
+    }
     const redisReply* begin = map_get(spec, "begin_search");
     const std::string_view begin_type = text(map_get(begin, "type"));
     const redisReply* begin_spec = map_get(begin, "spec");
