@@ -148,7 +148,7 @@ std::optional<config_outcome> store_environment(const std::vector<std::string>& 
         if (eq == std::string::npos || entry.compare(0, prefix.size(), prefix) != 0) continue;
         const std::string name = entry.substr(prefix.size(), eq - prefix.size());
         const std::string option = env_to_option(name);
-        if (desc.find_nothrow(option, false) == nullptr || option == "help" || option == "version")
+        if (option.empty() || desc.find_nothrow(option, false) == nullptr || option == "help" || option == "version")
             return usage_error("unknown environment variable RESPCACHE_" + name);
         env_args.push_back("--" + option + "=" + entry.substr(eq + 1));
     }
