@@ -28,3 +28,16 @@ void require_usage_error(const config_outcome& out, const std::string& mention) 
 TEST_CASE("config: RESPCACHE_ with no name after it is an unknown variable", "[config]") {
     require_usage_error(load_config({}, {"RESPCACHE_=1"}), "unknown environment variable RESPCACHE_");
 }
+
+TEST_CASE("config: an option or a file line holding Boost's message placeholders is refused, not looped on",
+          "[config]") {
+    require_usage_error(load_config({"-%original_token%"}, {}), "'-?original_token?'");
+    require_usage_error(load_config({"--x%canonical_option%"}, {}), "?canonical_option?");
+
+    const std::filesystem::path file =
+        std::filesystem::temp_directory_path() / ("respcache-load-errors-" + std::to_string(::getpid()) + ".conf");
+    std::ofstream(file) << "%original_token% = 1\n";
+    const config_outcome out = load_config({"--config", file.string()}, {});
+    std::filesystem::remove(file);
+    require_usage_error(out, "?original_token?");
+}
