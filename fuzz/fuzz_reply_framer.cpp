@@ -85,10 +85,5 @@ outcome frame_stream(std::uint8_t bits, std::string_view stream, std::uint8_t sp
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    if (size < 2) return 0;
-    const std::string_view stream(reinterpret_cast<const char*>(data) + 2, size - 2);
-    const outcome pieces = frame_stream(data[0], stream, data[1] == 0 ? 1 : data[1]);
-    const outcome whole = frame_stream(data[0], stream, 0);
-    require(pieces == whole, "the stream framed in pieces differs from the stream framed whole");
-    return 0;
+    return fuzzing::pieces_match_whole(data, size, frame_stream);
 }

@@ -67,4 +67,17 @@ fed feed(std::string_view stream, splitter& split, Step&& step) {
     }
 }
 
+// The input of a stream harness: byte 0 the options, byte 1 the split seed, the rest the stream.
+// `decode(options, stream, split_seed)` gives what the decoder made of it; fed in reads and fed whole,
+// it must make the same.
+template <class Decode>
+int pieces_match_whole(const std::uint8_t* data, std::size_t size, Decode&& decode) {
+    if (size < 2) return 0;
+    const std::string_view stream(reinterpret_cast<const char*>(data) + 2, size - 2);
+    const auto pieces = decode(data[0], stream, static_cast<std::uint8_t>(data[1] == 0 ? 1 : data[1]));
+    const auto whole = decode(data[0], stream, std::uint8_t{0});
+    require(pieces == whole, "the stream decoded read by read differs from the stream decoded whole");
+    return 0;
+}
+
 }  // namespace respcache::fuzzing
