@@ -77,6 +77,21 @@ run: deps build
 	fi
 	exec $(BUILD)/respcache --port $(PORT) $(if $(RESPCACHE_BACKEND),,--backend redis://127.0.0.1:$(REDIS_PORT)) $(ARGS)
 
+# libFuzzer harnesses (fuzz/), built with clang, ASan and UBSan in $(FUZZ_BUILD); each runs for
+# FUZZ_SECONDS, e.g. make fuzz FUZZ_SECONDS=600, or only some: make fuzz FUZZERS="parser config".
+# Fails on any crash; its reproducer is kept in $(FUZZ_BUILD)/artifacts (see README "Fuzzing").
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZERS ?= parser reply_framer config client_core
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+.PHONY: fuzz
+fuzz:
+	$(MAKE) deps DEBIAN_PACKAGES="$(DEBIAN_PACKAGES) $(FUZZ_PACKAGES)"
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Fuzz -DRESPCACHE_FUZZ=ON \
+	  -DRESPCACHE_TESTS=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZERS))
+	fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZERS)
+
 bench: deps build
 	$(PYTHON) bench/run.py --bin $(abspath $(BUILD))/respcache $(BENCH_ARGS)
 
@@ -86,4 +101,4 @@ microbench: deps
 	$(BUILD)/respcache_microbench
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

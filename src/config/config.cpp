@@ -80,6 +80,20 @@ std::string env_to_option(std::string_view name) {
     return out;
 }
 
+// Boost's error_with_option_name::what() replaces each "%name%" placeholder of its message until none is
+// left: forever when the text put in its place (an unknown option as typed, a config file's line) holds
+// that placeholder itself, e.g. `respcache -%original_token%`. That text is shown with its '%' as '?'.
+struct placeholder_guard : po::error_with_option_name {
+    static std::string what_of(const po::error& e) {
+        const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+        if (named == nullptr) return e.what();
+        po::error_with_option_name copy(*named);
+        for (auto& entry : copy.*(&placeholder_guard::m_substitutions))
+            std::replace(entry.second.begin(), entry.second.end(), '%', '?');
+        return copy.what();
+    }
+};
+
 config_outcome usage_error(std::string text) {
     config_outcome out;
     out.what = config_outcome::action::exit_usage_error;
@@ -113,7 +127,7 @@ std::optional<config_outcome> store_command_line(const std::vector<std::string>&
         const std::string stray = first_stray_word(args);
         return usage_error("unexpected argument '" + stray + "': options are written --name value (see --help)");
     } catch (const po::error& e) {
-        return usage_error(std::string(e.what()) + " (see --help)");
+        return usage_error(placeholder_guard::what_of(e) + " (see --help)");
     }
     return std::nullopt;
 }
@@ -150,14 +164,14 @@ std::optional<config_outcome> store_environment(const std::vector<std::string>& 
         if (eq == std::string::npos || entry.compare(0, prefix.size(), prefix) != 0) continue;
         const std::string name = entry.substr(prefix.size(), eq - prefix.size());
         const std::string option = env_to_option(name);
-        if (desc.find_nothrow(option, false) == nullptr || option == "help" || option == "version")
+        if (option.empty() || desc.find_nothrow(option, false) == nullptr || option == "help" || option == "version")
             return usage_error("unknown environment variable RESPCACHE_" + name);
         env_args.push_back("--" + option + "=" + entry.substr(eq + 1));
     }
     try {
         po::store(po::command_line_parser(env_args).options(desc).run(), vm);
     } catch (const po::error& e) {
-        return usage_error(std::string("in the environment: ") + e.what());
+        return usage_error("in the environment: " + placeholder_guard::what_of(e));
     }
     return std::nullopt;
 }
@@ -175,7 +189,7 @@ std::optional<config_outcome> store_config_file(const po::options_description& d
     try {
         po::store(po::parse_config_file(file, desc, false), vm);
     } catch (const po::error& e) {
-        return usage_error("in " + cfg.config_file + ": " + e.what());
+        return usage_error("in " + cfg.config_file + ": " + placeholder_guard::what_of(e));
     }
     return std::nullopt;
 }
