@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from run import REPO, Conn, ErrorReply, Procs, encode, info
+from run import REPO, Conn, Procs, encode, info
 
 KEYS = 100_000
 HOT_KEYS = KEYS // 10
