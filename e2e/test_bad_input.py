@@ -24,7 +24,7 @@ from typing import List, Optional, Sequence, Tuple
 import pytest
 
 from conftest import HOST, RawClient, encode_command, scaled, wait_until
-from opslib import proxy_int
+from opslib import proxy_int, spawn, wait_started
 
 QUIET = scaled(0.5)  # nothing more arrives for this long: the server has said all it will
 CLOSE_BOUND = scaled(10)  # the longest wait for an answer or a close
@@ -140,6 +140,42 @@ def test_protocol_abuse_is_answered_as_redis_does(sides, chunks, shut):
     assert behind.client().exists("half") == direct.client().exists("half") == 0
     assert behind.client().get("k") == direct.client().get("k")
 
+
+
+# Before AUTH, Redis bounds a command to 10 arguments and an argument to 16 KB (as respcache, README Limits).
+UNAUTHENTICATED_ROWS = [
+    ("eleven_arguments", [b"*11\r\n"]),
+    ("ten_arguments", [b"*10\r\n" + b"$1\r\nx\r\n" * 10]),
+    ("argument_over_16kb", [b"*2\r\n$4\r\nAUTH\r\n$16385\r\n"]),
+    ("argument_of_16kb", [b"*2\r\n$4\r\nAUTH\r\n$16384\r\n" + b"p" * 16384 + b"\r\n"]),
+    ("inline_before_auth", [b"GET k\r\n"]),
+    # Redis checks that the command exists and its arity before authentication.
+    ("known_command", [encode_command("GET", "k")]),
+    ("unknown_command", [encode_command("NOPE", "a", "b")]),
+    ("wrong_arity", [encode_command("GET")]),
+    ("wrong_arity_of_a_local_command", [encode_command("SELECT")]),
+    ("container_alone", [encode_command("CLIENT")]),
+    ("unknown_subcommand", [encode_command("CLIENT", "FOO")]),
+    ("wrong_arity_of_a_subcommand", [encode_command("CLIENT", "KILL")]),
+    ("known_subcommand", [encode_command("CLIENT", "LIST")]),
+    ("ping_with_arguments", [encode_command("PING", "a", "b")]),
+]
+
+
+@pytest.mark.parametrize("chunks", [pytest.param(c, id=name) for name, c in UNAUTHENTICATED_ROWS])
+def test_abuse_before_auth_is_answered_as_redis_does(respcache, redis_factory, chunks):
+    """The same comparison with --requirepass on respcache and requirepass on the Redis spoken to."""
+    behind = redis_factory.start()
+    rc = wait_started(spawn(respcache, ["--port", 0, "--bind", HOST, "--backend", behind.url, "--threads", 2,
+                                        "--requirepass", "secret"]))
+    direct = redis_factory.start()
+    direct.client().config_set("requirepass", "secret")
+    from_redis = exchange(direct.port, chunks, False, None)
+    from_proxy = exchange(rc.port, chunks, False, from_redis)
+    assert from_proxy == from_redis
+    with RawClient(rc.port, timeout=scaled(10)) as c:
+        assert c.command("AUTH", "secret") == b"OK"
+        assert c.command("PING") == b"PONG"
 
 # ---------------------------------------------------------------------------------------------------
 # Clients that take their time, and clients that do nothing.
