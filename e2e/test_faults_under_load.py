@@ -158,9 +158,6 @@ def test_backend_black_holed(respcache, redis_server, record_property):
                    record_property)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 3: a request that times out drops the shared backend "
-                   "connection, so the requests other clients have in flight on it fail with `no reply within "
-                   "1000ms` although Redis answers them within the timeout")
 @pytest.mark.timeout(90)
 def test_a_command_slower_than_the_timeout_fails_only_itself(respcache, redis_server):
     """DEBUG SLEEP 1.5 through respcache (--request-timeout 1s) under the checked load. 0.8 s into the
