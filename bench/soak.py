@@ -5,15 +5,17 @@ The harness starts its own redis-server and respcache on free ports of 127.0.0.1
 smaller than the key space (--capacity CAPACITY over KEYS keys), so the cache is full early and every
 later fill evicts. Then, at once, until the time is up:
 
-  pipeline x2   pipelines of 100: GETs (90% over a hot tenth of the keys), SETs, MGETs of 5 keys
+  pipeline x2   pipelines of 100: 80% GETs, 15% SETs (both on a hot tenth of the keys 9 times in 10),
+                5% MGETs of 5 keys
   churn    x2   connect, 1 to 40 commands (GET, SET, INCR, DEL, EXPIRE, a MULTI/EXEC), leave; one visit
                 in five leaves with a pipeline of 50 GETs unread
-  slow     x1   pipelines 200 GETs of 64 KB values, then reads them 16 KB every 20 ms, and leaves
+  slow     x1   pipelines 100 GETs of 64 KB values, then reads them 16 KB every 20 ms, and leaves
 
 Every reply is checked: a GET answers nil or a value that names its key, a SET answers OK, and so on;
 any error reply, unexpected reply or broken connection counts as an error. Every SAMPLE seconds
 (SOAK_SAMPLE_SECONDS, default 5) it records respcache's VmRSS (/proc/PID/status), cached_keys,
-connected_clients and total_commands_processed (INFO proxy), and prints a table at the end.
+connected_clients and total_commands_processed (INFO proxy) while the load runs, and prints a table at
+the end (then RSS once the load has stopped, which is not judged).
 
 Verdict (exit status 1 on failure):
   - the cache must be full (cached_keys >= 99% of CAPACITY) before a third of the run has passed;
@@ -293,8 +295,9 @@ def soak(procs: Procs, duration: float, every: float) -> List[str]:
         stop.set()
         for t in threads:
             t.join(timeout=60)
-    samples.append(sample(rc, started, counts))
     print_table(samples)
+    after = sample(rc, started, counts)
+    print(f"once the load stopped: RSS {after.rss_mb:.1f} MB, {after.cached_keys} cached keys")
     print(f"{counts.requests} replies checked, {counts.visits} connections came and went, {counts.errors} errors")
     failures = verdict(samples, duration)
     if counts.errors:
