@@ -18,7 +18,7 @@ DEBIAN_PACKAGES := build-essential cmake pkg-config libboost1.81-dev libboost-pr
 	libhiredis-dev libspdlog-dev catch2 redis-server redis-tools python3-redis python3-pytest \
 	python3-pytest-timeout nutcracker libbenchmark-dev libssl-dev openssl
 
-.PHONY: all deps build test unit e2e asan run bench microbench clean
+.PHONY: all deps build test unit e2e asan run bench microbench soak clean
 
 all: build
 
@@ -94,6 +94,11 @@ fuzz:
 
 bench: deps build
 	$(PYTHON) bench/run.py --bin $(abspath $(BUILD))/respcache $(BENCH_ARGS)
+
+# Ten minutes of mixed load (SOAK_SECONDS=N for another length), failing if respcache's RSS keeps growing
+# once its cache is full (see bench/soak.py). Not part of `make test` or CI.
+soak: deps build
+	$(PYTHON) bench/soak.py --bin $(abspath $(BUILD))/respcache
 
 microbench: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DRESPCACHE_MICROBENCH=ON

@@ -146,11 +146,24 @@ void client_core::protocol_error() {
     state_.mode = mode::closing;
 }
 
+// Redis checks that a command exists and that its arity is right before it asks for authentication.
+std::string client_core::unauthenticated_error(const command::row* row, command::args_view args) const {
+    const command::catalog* cat = env_.host.catalog();
+    const command::command_info* info = cat != nullptr ? cat->find(args) : nullptr;
+    if (cat != nullptr && info == nullptr) return command::unknown_command_error(args);
+    if (info != nullptr && !info->subcommands.empty() && args.size() >= 2)
+        return command::unknown_subcommand_error(args[1], info->name);  // find() found no such subcommand
+    if (info != nullptr && !command::arity_ok(info->arity, args.size())) return command::wrong_arity_error(info->name);
+    if (info == nullptr && row != nullptr && !command::arity_ok(row->arity, args.size()))
+        return command::wrong_arity_error(row->name);
+    return "NOAUTH Authentication required.";
+}
+
 client_core::step client_core::dispatch(command::args_view args) {
     const command::row* row = command::table::local().find(args[0]);
     if (state_.mode == mode::tunnel) return dispatch_in_tunnel(row, args);
     if (!auth_.authenticated() && (row == nullptr || (row->flags & command::local_no_auth) == 0)) {
-        reply().error("NOAUTH Authentication required.");
+        reply().error(unauthenticated_error(row, args));
         return step::done;
     }
     const bool queued = state_.mode == mode::transaction && (row == nullptr || (row->flags & command::local_in_multi) == 0);

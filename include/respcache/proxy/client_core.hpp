@@ -129,6 +129,9 @@ private:
 
     halt process_input();
     step dispatch(command::args_view args);
+    // The error a client that has not authenticated gets for `args` (`row`: its local row, or null):
+    // Redis's unknown command, unknown subcommand or arity error, else NOAUTH.
+    std::string unauthenticated_error(const command::row* row, command::args_view args) const;
     step dispatch_tracked(command::args_view args);
     step dispatch_row(const command::row& row, command::args_view args);
     step dispatch_in_tunnel(const command::row* row, command::args_view args);
