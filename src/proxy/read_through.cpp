@@ -59,8 +59,8 @@ std::optional<bool> read_through::may_hit(const cache::key& k, bool& cacheable) 
     if (verdict == coherence::read_gate::verdict::wait_barrier) return std::nullopt;
     stale_ = false;
     if (verdict == coherence::read_gate::verdict::serve) return true;
-    // --stale-if-error: what a loss left in the cache, while this client's way to Redis is not up.
-    stale_ = p_.env.coherence.stale_servable() && !fwd_.backend_reachable();
+    // --stale-if-error: what a loss left in the cache, while this client's way to Redis is down.
+    stale_ = p_.env.coherence.stale_servable() && fwd_.backend_down();
     return stale_;
 }
 

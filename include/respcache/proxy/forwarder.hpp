@@ -32,8 +32,9 @@ public:
     // The links the client's commands go to from now on: those of the user it logged in as (AUTH, HELLO
     // AUTH); a default user_links for the proxy's own. A link pinned now stays until it is released.
     void use_links(user_links l);
-    // Whether the client's shared link to Redis is up (logged in).
-    bool backend_reachable() { return shared_link().state() == backend::link_state::ready; }
+    // Whether the client's shared link found Redis unreachable: its last attempt failed, and it waits to
+    // try again. Not while it connects (after a lost socket it reconnects at once: Redis may be there).
+    bool backend_down() { return shared_link().state() == backend::link_state::down; }
     backend::link& pinned_link() noexcept { return *pinned_; }
     // Holds a dedicated link from now on (no-op if one is held).
     void pin();
