@@ -196,9 +196,14 @@ def test_stale_if_error_serves_nothing_stale_while_redis_is_reachable(respcache,
         with rc.raw() as c:
             assert c.command("GET", "k") == direct.get("k")
             assert c.command("GET", "k") == direct.get("k")
+        losses = int(proxy_info(rc.port)["invalidation_channel_losses"])
         for line in direct.client_list():
             if line.get("name") == name:
                 direct.client_kill_filter(_id=line["id"])
+        # Once respcache has seen the loss (until then a hit may precede it, as any hit may precede a
+        # direct write by the time the write's news takes to arrive).
+        wait_until(lambda: int(proxy_info(rc.port)["invalidation_channel_losses"]) > losses, scaled(10),
+                   f"respcache to see its {name} connection killed")
         direct.set("k", f"new after {name} killed")
         with rc.raw(timeout=scaled(10)) as c:
             assert c.command("GET", "k") == direct.get("k")
