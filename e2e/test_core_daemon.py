@@ -4,6 +4,7 @@ signals, configuration errors and structured logs."""
 import signal
 import socket
 import threading
+import time
 
 import pytest
 
@@ -182,6 +183,23 @@ def test_pipeline_in_flight_at_sigterm_gets_every_reply(proxy):
         assert c.read_until_eof() == b""
     assert replies == [v for i in range(n // 2) for v in (b"OK", str(i).encode())]
     assert proxy.stop() == 0
+
+
+def test_repeated_sigterm_while_stopping_still_exits_with_status_0(proxy):
+    """Signals sent again and again, through the drain and the last clean-up after "respcache stopped":
+    none of them turns the clean exit into death by signal."""
+    idle = proxy.raw()
+    assert idle.command("PING") == b"PONG"
+    deadline = time.monotonic() + scaled(20)
+    try:
+        while proxy.proc.poll() is None and time.monotonic() < deadline:
+            proxy.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.002)
+        assert proxy.proc.poll() is not None, "respcache still running"
+        assert proxy.stop() == 0
+        assert "respcache stopped" in proxy.log
+    finally:
+        idle.close()
 
 
 def test_large_pipeline_received_before_sigterm_gets_every_reply(proxy):

@@ -352,6 +352,7 @@ int main(int argc, char** argv) {
 
     shutdown_sequence shutdown(workers, svc, listening, loader, inval.get(), guards);
     asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);
+    bool stopping = false;
     std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
@@ -359,6 +360,10 @@ int main(int argc, char** argv) {
             signals.async_wait(on_signal);
             return;
         }
+        // Kept armed while shutting down, so that a second signal changes nothing (as for Redis's SIGTERM).
+        signals.async_wait(on_signal);
+        if (stopping) return;
+        stopping = true;
         if (metrics) metrics->stop();
         if (warm) warm->stop();  // and saves it: the cache is flushed when the invalidation channel closes
         shutdown.begin(sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -370,6 +375,11 @@ int main(int argc, char** argv) {
     warn_if_exposed(cfg);
     log_started(cfg, listening, cache, metrics);
     run_until_stopped(workers, inval_io, inval_guard, inval.get());
+    // Once stopped, a late SIGINT/SIGTERM must not turn the clean exit into death by signal while the
+    // objects above are destroyed (clearing the set restores the default action, which is to die).
+    signals.clear();
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
     reaper.stop();
     log::info("respcache stopped");
     return 0;
