@@ -17,6 +17,7 @@
 #include "respcache/cache/clock.hpp"
 #include "respcache/cache/lru_cache.hpp"
 #include "respcache/cache/reaper.hpp"
+#include "respcache/cluster/invalidation_channels.hpp"
 #include "respcache/coherence/invalidation_listener.hpp"
 #include "respcache/config/config.hpp"
 #include "respcache/util/log.hpp"
@@ -42,7 +43,7 @@ std::string mode_name(invalidation_mode m) { return m == invalidation_mode::trac
 class shutdown_sequence {
 public:
     shutdown_sequence(std::vector<std::unique_ptr<server::worker>>& workers, server::services& svc,
-                      listeners& l, server::catalog_loader& loader, coherence::invalidation_listener* inval,
+                      listeners& l, server::catalog_loader& loader, coherence::invalidation_source* inval,
                       std::vector<asio::executor_work_guard<asio::io_context::executor_type>>& guards)
         : workers_(workers), svc_(svc), listeners_(l), loader_(loader), inval_(inval), guards_(guards),
           timer_(workers[0]->io()) {}
@@ -95,7 +96,7 @@ private:
     server::services& svc_;
     listeners& listeners_;
     server::catalog_loader& loader_;
-    coherence::invalidation_listener* inval_;
+    coherence::invalidation_source* inval_;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>>& guards_;
     asio::steady_timer timer_;
     std::chrono::steady_clock::time_point deadline_;
@@ -222,19 +223,26 @@ bool open_metrics(std::optional<server::metrics_server>& metrics, asio::io_conte
     return true;
 }
 
-// The invalidation listener of --invalidation tracking, on `io`; null with --invalidation ttl.
-std::unique_ptr<coherence::invalidation_listener> make_invalidation_listener(
+// The invalidation listener of --invalidation tracking, on `io` (one per master of a Redis Cluster);
+// null with --invalidation ttl.
+std::unique_ptr<coherence::invalidation_source> make_invalidation_listener(
     const config& cfg, asio::io_context& io, const backend::connection_options& backend_options,
     server::services& svc) {
     if (cfg.invalidation != invalidation_mode::tracking) return nullptr;
-    return std::make_unique<coherence::invalidation_listener>(
-        io.get_executor(), backend_options, svc.coherence(),
-        coherence::invalidation_listener::timing{std::chrono::milliseconds(1000), cfg.request_timeout});
+    const coherence::invalidation_listener::timing timing{std::chrono::milliseconds(1000), cfg.request_timeout};
+    if (cfg.backend.cluster()) {
+        std::vector<cluster::node_address> seeds;
+        for (const auto& [host, port] : cfg.backend.cluster_seeds) seeds.push_back({host, port});
+        return std::make_unique<cluster::invalidation_channels>(io.get_executor(), backend_options, std::move(seeds),
+                                                                svc.coherence(), timing);
+    }
+    return std::make_unique<coherence::invalidation_listener>(io.get_executor(), backend_options, svc.coherence(),
+                                                              timing);
 }
 
 // Queues the start of the backend connections, the invalidation listener, the catalog loader, the
 // metrics server and the listener; each starts when its io thread runs.
-void start_services(std::vector<std::unique_ptr<server::worker>>& workers, coherence::invalidation_listener* inval,
+void start_services(std::vector<std::unique_ptr<server::worker>>& workers, coherence::invalidation_source* inval,
                     asio::io_context& inval_io, server::catalog_loader& loader,
                     std::optional<server::metrics_server>& metrics, listeners& ls) {
     for (auto& w : workers) asio::post(w->io(), [wp = w.get()] { wp->start_backend(); });
@@ -250,9 +258,6 @@ void start_services(std::vector<std::unique_ptr<server::worker>>& workers, coher
 }
 
 void warn_if_exposed(const config& cfg) {
-    if (cfg.backend.cluster())
-        log::warn("Redis Cluster backend: commands are routed to the masters, and nothing is cached (the cache "
-                  "does not yet follow the invalidations of several nodes)");
     if (!cfg.bind.starts_with("127.") && cfg.bind != "::1" && cfg.requirepass.empty())
         log::warn("listening on a non-loopback address without --requirepass: anyone who can reach this port can "
                   "read and write the backend through respcache; set --requirepass (or --requirepass-file), or bind "
@@ -299,7 +304,7 @@ void log_started(const config& cfg, const listeners& ls, const cache::lru_cache&
 // io threads, then closes the invalidation listener and waits for its thread.
 void run_until_stopped(std::vector<std::unique_ptr<server::worker>>& workers, asio::io_context& inval_io,
                        asio::executor_work_guard<asio::io_context::executor_type>& inval_guard,
-                       coherence::invalidation_listener* inval) {
+                       coherence::invalidation_source* inval) {
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < workers.size(); ++i) threads.emplace_back([w = workers[i].get()] { w->io().run(); });
     std::thread inval_thread([&inval_io] { inval_io.run(); });
@@ -344,7 +349,7 @@ int main(int argc, char** argv) {
     // arrives rather than when an io thread is done with its clients.
     asio::io_context inval_io(1);
     auto inval_guard = asio::make_work_guard(inval_io);
-    std::unique_ptr<coherence::invalidation_listener> inval =
+    std::unique_ptr<coherence::invalidation_source> inval =
         make_invalidation_listener(cfg, inval_io, backend_options, svc);
 
     std::optional<server::metrics_server> metrics;

@@ -503,7 +503,7 @@ TEST_CASE("config: backend_address::redacted never shows the password", "[config
     CHECK(parsed->redacted().find("SECRET") == std::string::npos);
 }
 
-TEST_CASE("config: a redis+cluster:// backend names its seeds, and turns the cache off", "[config][cluster]") {
+TEST_CASE("config: a redis+cluster:// backend names its seeds", "[config][cluster]") {
     auto a = detail::parse_backend_url("redis+cluster://bob:s3cret@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002");
     REQUIRE(a);
     CHECK(a->cluster());
@@ -523,8 +523,7 @@ TEST_CASE("config: a redis+cluster:// backend names its seeds, and turns the cac
 
     const config_outcome o = load_config({"--backend", "redis+cluster://127.0.0.1:7000"}, {});
     REQUIRE(o.what == config_outcome::action::run);
-    CHECK(o.cfg.capacity == 0);
-    CHECK(o.cfg.invalidation == invalidation_mode::ttl);
+    CHECK(o.cfg.backend.cluster());
     require_usage_error(load_config({"--backend", "redis+cluster://127.0.0.1:7000", "--consistency", "strict"}, {}),
                         {"consistency strict", "redis+cluster"});
 }

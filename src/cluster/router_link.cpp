@@ -1,5 +1,7 @@
 #include "respcache/cluster/router_link.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 
 #include "respcache/cluster/merge.hpp"
@@ -31,6 +33,7 @@ struct router_link::unit {
     std::string reply;
     std::string error;        // the link failed before the reply came
     bool ready = false;
+    bool tracking_on = false;  // CLIENT TRACKING on ... REDIRECT: rewritten for its node
     bool keyed() const noexcept { return r.how == route::kind::slot; }
 };
 
@@ -46,6 +49,7 @@ struct router_link::batch {
     std::size_t parts_live = 0;
     bool routed = false;
     bool whole = false;     // not commands the link could tell apart: sent as is to one master
+    bool tracked_read = false;  // it holds a CLIENT CACHING yes
     bool finished = false;  // every reply (or the error) given to r
 };
 
@@ -77,8 +81,13 @@ public:
 };
 
 router_link::router_link(asio::any_io_executor ex, backend::connection_options options, std::shared_ptr<topology> topo,
-                         lookup find)
-    : ex_(ex), options_(std::move(options)), topo_(std::move(topo)), find_(std::move(find)), dedicated_(!options_.reconnect) {}
+                         lookup find, redirects redirect_for)
+    : ex_(ex),
+      options_(std::move(options)),
+      topo_(std::move(topo)),
+      find_(std::move(find)),
+      redirect_for_(std::move(redirect_for)),
+      dedicated_(!options_.reconnect) {}
 
 router_link::~router_link() {
     close();
@@ -90,8 +99,10 @@ void router_link::start() {
         if (!self || self->closed_) return;
         if (!known) return self->fail_unrouted(backend::unavailable(self->topo_->last_error()));
         // Shared links connect to every master at once, so that the first requests find them ready.
-        if (!self->dedicated_)
+        if (!self->dedicated_) {
+            self->forget_departed();
             for (const auto& m : self->topo_->map()->masters()) self->node(m);
+        }
         self->route_waiting();
     });
     if (!dedicated_ && topo_->map() != nullptr)
@@ -141,8 +152,9 @@ backend::connection& router_link::node(const node_address& a) {
     });
     c->on_closing([w] {
         if (auto self = w.lock()) {
-            ++self->sockets_;
+            // Told while socket_id() is still the one coherence knows, then moved.
             if (self->on_closing_) self->on_closing_();
+            ++self->sockets_;
         }
     });
     c->on_down([w](std::string_view why) {
@@ -168,20 +180,7 @@ void router_link::send(std::string_view bytes, std::uint32_t replies, backend::r
         if (r != nullptr) r->on_error(backend::unavailable("connection closed"));
         return;
     }
-    if (sink_ != nullptr) {
-        // A subscriber's: every command to the node the first one went to.
-        if (!stream_node_) {
-            stream_node_ = sticky_ ? *sticky_ : master(0);
-            if (topo_->map() == nullptr) {
-                if (r != nullptr) r->on_error(backend::unavailable("cluster slot map not known yet"));
-                return;
-            }
-            node(*stream_node_).set_stream_sink(sink_);
-        }
-        backend::connection& c = node(*stream_node_);
-        c.select(db_);
-        return c.send(bytes, replies, r, timeout);
-    }
+    if (sink_ != nullptr) return send_streamed(bytes, replies, r, timeout);
     auto b = std::make_unique<batch>();
     b->r = r;
     b->bytes.assign(bytes);
@@ -192,6 +191,43 @@ void router_link::send(std::string_view bytes, std::uint32_t replies, backend::r
     in_flight_ += replies;
     if (topo_->map() != nullptr) return route_batch(ref);
     if (!topo_->loading()) fail_unrouted(backend::unavailable(topo_->last_error()));
+}
+
+void router_link::send_streamed(std::string_view bytes, std::uint32_t replies, backend::request* r,
+                                milliseconds timeout) {
+    // A subscriber's: every command to the node its first one went to (a shard channel's, for
+    // SSUBSCRIBE; where the commands before it went, for SUBSCRIBE).
+    if (topo_->map() == nullptr) {
+        if (r != nullptr) r->on_error(backend::unavailable("cluster slot map not known yet"));
+        return;
+    }
+    if (!stream_node_) {
+        stream_node_ = sticky_ ? *sticky_ : master(0);
+        resp::request_parser parser(options_.limits);
+        if (parser.parse(bytes).status == resp::parse_status::done && !parser.args().empty()) {
+            const command::command_info* info = find_ ? find_(parser.args()) : nullptr;
+            const route first = plan(parser.args(), info);
+            if (first.how == route::kind::slot) stream_node_ = master(owner_of(first.slot));
+        }
+        node(*stream_node_).set_stream_sink(sink_);
+    }
+    backend::connection& c = node(*stream_node_);
+    c.select(db_);
+    c.send(bytes, replies, r, timeout);
+}
+
+void router_link::forget_departed() {
+    // A shared link's connections to nodes that serve no slot any more (a failed or demoted master).
+    const auto& masters = topo_->map()->masters();
+    for (auto it = nodes_.begin(); it != nodes_.end();) {
+        const bool serves = std::any_of(masters.begin(), masters.end(), [&](const node_address& m) { return m.name() == it->first; });
+        if (serves || it->second->in_flight() > 0) {
+            ++it;
+            continue;
+        }
+        it->second->close();
+        it = nodes_.erase(it);
+    }
 }
 
 void router_link::route_waiting() {
@@ -245,9 +281,17 @@ void router_link::route_batch(batch& b) {
 }
 
 void router_link::plan_unit(batch& b, unit& u, std::span<const std::string_view> args) {
-    (void)b;
     const command::command_info* info = find_ ? find_(args) : nullptr;
     u.r = plan(args, info);
+    if (args.size() >= 2 && util::iequals(args[0], "client")) {
+        if (util::iequals(args[1], "caching")) b.tracked_read = true;
+        if (args.size() >= 5 && util::iequals(args[1], "tracking") && util::iequals(args[2], "on") &&
+            std::any_of(args.begin(), args.end(), [](std::string_view a) { return util::iequals(a, "redirect"); })) {
+            u.tracking_on = true;
+            tracking_args_.assign(args.begin(), args.end());
+            ++tracking_generation_;
+        }
+    }
     if (u.r.how == route::kind::split) {
         std::vector<std::string_view> part_args;
         for (const group& g : u.r.groups) {
@@ -380,7 +424,8 @@ void router_link::dispatch(batch& b, std::size_t index, const node_address& keyl
     u.pieces.resize(parts.size());
     const bool follow = !(dedicated_ && (txn_.open || txn_.watching));
     for (std::size_t i = 0; i < parts.size(); ++i) {
-        auto p = std::make_unique<part>(*this, b, index, i, std::string(parts[i].command), std::move(parts[i].to));
+        std::string command = u.tracking_on ? tracking_command_for(parts[i].to) : std::string(parts[i].command);
+        auto p = std::make_unique<part>(*this, b, index, i, std::move(command), std::move(parts[i].to));
         p->follow_ = follow;
         if (i == 0 && !u.prelude.empty()) {
             p->prelude_ = u.prelude;
@@ -389,9 +434,33 @@ void router_link::dispatch(batch& b, std::size_t index, const node_address& keyl
         part& ref = *p;
         b.parts.push_back(std::move(p));
         ++b.parts_live;
+        if (u.tracking_on)
+            tracked_[ref.to_.name()] = {tracking_generation_, node(ref.to_).socket_id()};
+        else
+            track_on_node(ref);
         send_part(ref);
         if (closed_) return;
     }
+}
+
+std::string router_link::tracking_command_for(const node_address& to) const {
+    std::vector<std::string_view> args(tracking_args_.begin(), tracking_args_.end());
+    const std::string id = std::to_string(redirect_for_ ? redirect_for_(to.name()) : 0);
+    for (std::size_t i = 0; i + 1 < args.size(); ++i)
+        if (util::iequals(args[i], "redirect")) args[i + 1] = id;
+    std::string out;
+    resp::write_command(out, args);
+    return out;
+}
+
+void router_link::track_on_node(part& p) {
+    if (tracking_generation_ == 0) return;
+    const std::pair<std::uint64_t, std::uint64_t> now{tracking_generation_, node(p.to_).socket_id()};
+    auto& seen = tracked_[p.to_.name()];
+    if (seen == now) return;
+    seen = now;
+    p.prelude_ = tracking_command_for(p.to_) + p.prelude_;
+    ++p.skip_;
 }
 
 void router_link::send_part(part& p) {
@@ -409,6 +478,8 @@ void router_link::part_reply(part& p, std::size_t k, std::string_view bytes) {
     if (p.count_ == 1 && p.follow_ && bytes.size() > 4 && bytes[0] == '-' && (bytes[1] == 'M' || bytes[1] == 'A')) {
         if (auto rd = parse_redirect(bytes); rd && p.redirects_ < kMaxRedirects && !closed_) {
             ++p.redirects_;
+            // Not tracked where it lands (CLIENT CACHING yes went to the other node): never cached.
+            if (b.tracked_read) ++sockets_;
             node_address to = rd->node;
             if (to.host.empty()) to.host = p.to_.host;
             if (!rd->ask) topo_->moved(rd->slot, to);

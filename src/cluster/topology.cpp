@@ -19,6 +19,18 @@ bool same(const slot_map& a, const slot_map& b) {
         if (a.owner(static_cast<std::uint16_t>(s)) != b.owner(static_cast<std::uint16_t>(s))) return false;
     return true;
 }
+
+// Whether some slot is served by another node in `b` than in `a` (masters compared by address).
+bool slots_moved(const slot_map& a, const slot_map& b) {
+    for (std::uint32_t s = 0; s < kSlots; ++s) {
+        const auto slot = static_cast<std::uint16_t>(s);
+        const std::uint16_t x = a.owner(slot);
+        const std::uint16_t y = b.owner(slot);
+        if (x == kNoNode || y == kNoNode) continue;
+        if (a.masters()[x] != b.masters()[y]) return true;
+    }
+    return false;
+}
 }  // namespace
 
 // The CLUSTER SLOTS request of one attempt.
@@ -92,7 +104,13 @@ void topology::notify(bool known) {
 }
 
 void topology::moved(std::uint16_t slot, const node_address& node) {
-    if (map_) map_->assign(slot, node);
+    if (map_) {
+        const std::uint16_t before = map_->owner(slot);
+        if (before == kNoNode || map_->masters()[before] != node) {
+            map_->assign(slot, node);
+            if (on_slots_moved_) on_slots_moved_();
+        }
+    }
     refresh_soon();
 }
 
@@ -148,6 +166,7 @@ void topology::answered(std::string_view reply, const node_address& from) {
         return;
     }
     const bool changed = !map_ || !same(*map_, *fresh);
+    if (map_ && changed && slots_moved(*map_, *fresh) && on_slots_moved_) on_slots_moved_();
     map_ = std::move(*fresh);
     last_error_.clear();
     retry_ = timing_.first_retry;

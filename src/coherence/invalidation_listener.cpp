@@ -22,10 +22,15 @@ steady_clock::rep now_ticks() { return steady_clock::now().time_since_epoch().co
 }  // namespace
 
 invalidation_listener::invalidation_listener(boost::asio::any_io_executor ex, backend::connection_options options,
-                                             tracker& coherence, timing times)
-    : tracker_(coherence), ping_timer_(ex), retry_timer_(ex), timing_(times), retry_delay_(times.first_retry) {
+                                             tracker& coherence, tracking_state& own, timing times)
+    : tracker_(coherence),
+      state_(own),
+      ping_timer_(ex),
+      retry_timer_(ex),
+      timing_(times),
+      retry_delay_(times.first_retry) {
     options.client_name = "respcache-invalidation";
-    auto& t = tracker_.state();
+    auto& t = state_;
     options.reads_via_wait = true;
     options.read_mutex = &t.read_mutex;
     options.draining = &t.draining;
@@ -77,7 +82,7 @@ void invalidation_listener::logged_in() {
 }
 
 void invalidation_listener::go_live() {
-    auto& t = tracker_.state();
+    auto& t = state_;
     last_heard_ = now_ticks();
     t.redirect_id.store(conn_->backend_id(), std::memory_order_release);
     // Published before `live`, so that whoever sees the channel live can catch up with it. No lock: this
@@ -87,10 +92,14 @@ void invalidation_listener::go_live() {
     tracker_.end_stale();
     t.epoch.fetch_add(1, std::memory_order_acq_rel);
     t.live.store(true, std::memory_order_seq_cst);
+    tracker_.channel_changed();
     phase_ = phase::live;
     retry_delay_ = timing_.first_retry;
     tracker_.flushed();  // what clients cached while it was down was not tracked
-    log::info("invalidation channel live", {{"redirect_id", conn_->backend_id()}});
+    if (t.node.empty())
+        log::info("invalidation channel live", {{"redirect_id", conn_->backend_id()}});
+    else
+        log::info("invalidation channel live", {{"redirect_id", conn_->backend_id()}, {"node", t.node}});
 }
 
 void invalidation_listener::refused(std::string_view what, std::string_view reply) {
@@ -111,7 +120,7 @@ void invalidation_listener::refused(std::string_view what, std::string_view repl
 }
 
 void invalidation_listener::lost(std::string_view why) {
-    auto& t = tracker_.state();
+    auto& t = state_;
     {
         // Before the socket goes (so before its descriptor can be reused): no io thread reads it again.
         std::lock_guard guard(t.read_mutex);
@@ -119,18 +128,22 @@ void invalidation_listener::lost(std::string_view why) {
     }
     // Order matters: stop hits and fills first, then empty the cache, so nothing from before the loss survives.
     const bool was_live = t.live.exchange(false, std::memory_order_seq_cst);
+    tracker_.channel_changed();
     t.epoch.fetch_add(1, std::memory_order_acq_rel);
     t.barriers_failed();
     if (phase_ != phase::closed && phase_ != phase::backing_off) phase_ = phase::connecting;
     if (!was_live) return;
-    t.losses.fetch_add(1, std::memory_order_relaxed);
+    tracker_.state().losses.fetch_add(1, std::memory_order_relaxed);
     const bool kept = phase_ != phase::closed && tracker_.keep_stale();
     if (!kept) tracker_.cache().flush_all();
     tracker_.flushed();
-    if (phase_ != phase::closed)
-        log::warn(kept ? "invalidation channel lost: cache kept for --stale-if-error, filling paused until it is back"
-                       : "invalidation channel lost: cache flushed, filling paused until it is back",
-                  {{"reason", std::string(why)}});
+    if (phase_ == phase::closed) return;
+    const char* what = kept ? "invalidation channel lost: cache kept for --stale-if-error, filling paused until it is back"
+                            : "invalidation channel lost: cache flushed, filling paused until it is back";
+    if (t.node.empty())
+        log::warn(what, {{"reason", std::string(why)}});
+    else
+        log::warn(what, {{"reason", std::string(why)}, {"node", t.node}});
 }
 
 void invalidation_listener::on_stream_reply(std::string_view bytes) {
@@ -178,7 +191,7 @@ void invalidation_listener::pong(std::string_view argument) {
     std::uint64_t seq = 0;
     const auto digits = arg->substr(kBarrierPrefix.size());
     if (std::from_chars(digits.data(), digits.data() + digits.size(), seq).ec == std::errc())
-        tracker_.state().barrier_answered(seq);
+        state_.barrier_answered(seq);
 }
 
 void invalidation_listener::on_stream_error(std::string_view reason) { lost(reason); }

@@ -13,19 +13,78 @@ bool tracker::cache_refused() const noexcept {
     return consistency_ == consistency_mode::strict && state_.unsupported.load(std::memory_order_relaxed);
 }
 
+namespace {
+// Applies what has reached one channel's socket; true if it is live and caught up.
+bool catch_up_with(tracking_state& s) {
+    backend::connection* channel = s.channel.load(std::memory_order_seq_cst);
+    if (channel == nullptr) return false;
+    // Checked after the socket: bytes taken before our look are either applied or being applied.
+    if (!channel->input_waiting() && !s.draining.load(std::memory_order_seq_cst))
+        return s.live.load(std::memory_order_seq_cst);
+    std::lock_guard guard(s.read_mutex);
+    channel = s.channel.load(std::memory_order_seq_cst);
+    if (channel == nullptr || !s.live.load(std::memory_order_seq_cst)) return false;
+    if (!channel->drain_now()) return false;
+    return s.live.load(std::memory_order_seq_cst);
+}
+}  // namespace
+
 bool tracker::catch_up() {
     if (!state_.live.load(std::memory_order_seq_cst)) return false;
     if (state_.stale_since_ms.load(std::memory_order_seq_cst) != 0) return false;
-    backend::connection* channel = state_.channel.load(std::memory_order_seq_cst);
-    if (channel == nullptr) return false;
-    // Checked after the socket: bytes taken before our look are either applied or being applied.
-    if (!channel->input_waiting() && !state_.draining.load(std::memory_order_seq_cst))
-        return state_.live.load(std::memory_order_seq_cst);
-    std::lock_guard guard(state_.read_mutex);
-    channel = state_.channel.load(std::memory_order_seq_cst);
-    if (channel == nullptr || !state_.live.load(std::memory_order_seq_cst)) return false;
-    if (!channel->drain_now()) return false;
+    const std::size_t nodes = node_count_.load(std::memory_order_acquire);
+    if (nodes == 0) return catch_up_with(state_);
+    for (std::size_t i = 0; i < nodes; ++i)
+        if (nodes_[i]->active.load(std::memory_order_seq_cst) && !catch_up_with(*nodes_[i])) return false;
     return state_.live.load(std::memory_order_seq_cst);
+}
+
+tracking_state* tracker::add_node(std::string_view node) {
+    // Never reused: a closed listener's state stays its own.
+    const std::size_t n = node_count_.load(std::memory_order_relaxed);
+    if (n == kMaxNodes) return nullptr;
+    nodes_[n] = std::make_unique<tracking_state>();
+    nodes_[n]->node = std::string(node);
+    nodes_[n]->active.store(true, std::memory_order_seq_cst);
+    node_count_.store(n + 1, std::memory_order_release);
+    channel_changed();
+    return nodes_[n].get();
+}
+
+void tracker::remove_node(tracking_state& s) {
+    s.active.store(false, std::memory_order_seq_cst);
+    channel_changed();
+}
+
+void tracker::channel_changed() {
+    const std::size_t nodes = node_count_.load(std::memory_order_acquire);
+    if (nodes == 0) return;
+    bool any = false;
+    bool all = true;
+    for (std::size_t i = 0; i < nodes; ++i) {
+        if (!nodes_[i]->active.load(std::memory_order_seq_cst)) continue;
+        any = true;
+        all = all && nodes_[i]->live.load(std::memory_order_seq_cst);
+    }
+    // As for one channel: a loss stops hits and fills before the epoch moves; a return moves the epoch
+    // before they resume.
+    if (!(any && all)) {
+        state_.live.store(false, std::memory_order_seq_cst);
+        state_.epoch.fetch_add(1, std::memory_order_acq_rel);
+        return;
+    }
+    state_.epoch.fetch_add(1, std::memory_order_acq_rel);
+    state_.redirect_id.store(1, std::memory_order_release);  // each link names its node's channel itself
+    state_.live.store(true, std::memory_order_seq_cst);
+}
+
+std::int64_t tracker::redirect_for(std::string_view node) const noexcept {
+    const std::size_t nodes = node_count_.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < nodes; ++i)
+        if (nodes_[i]->node == node && nodes_[i]->active.load(std::memory_order_acquire) &&
+            nodes_[i]->live.load(std::memory_order_acquire))
+            return nodes_[i]->redirect_id.load(std::memory_order_acquire);
+    return 0;
 }
 
 fill_ticket tracker::prepare_fill(link_tracking& lt, const backend::link& link, std::string& request,

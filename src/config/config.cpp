@@ -227,14 +227,11 @@ std::optional<config_outcome> check_tls(const config& cfg) {
     return std::nullopt;
 }
 
-// A Redis Cluster backend: routed, not cached (coherence across the masters' invalidation channels is
-// not built yet).
-std::optional<config_outcome> check_cluster(config& cfg) {
+// What a Redis Cluster backend cannot have: read barriers (they would need one PING per master's channel).
+std::optional<config_outcome> check_cluster(const config& cfg) {
     if (!cfg.backend.cluster()) return std::nullopt;
     if (cfg.consistency == consistency_mode::strict)
         return usage_error("--consistency strict is not available with a redis+cluster:// backend");
-    cfg.capacity = 0;
-    cfg.invalidation = invalidation_mode::ttl;
     return std::nullopt;
 }
 

@@ -274,6 +274,7 @@ std::string proxy_info_section(services& s) {
     num("forwarded_commands", t.forwarded);
     num("backend_inflight_requests", t.in_flight);
     line("backend_state", backend_state(s));
+    line("backend_mode", s.startup_config().backend.cluster() ? "cluster" : "standalone");
     num("backend_connections_up", static_cast<std::uint64_t>(s.health().up.load()));
     num("backend_connections", static_cast<std::uint64_t>(s.health().connections.load()));
     num("backend_reconnects", s.health().reconnects.load());

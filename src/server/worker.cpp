@@ -35,10 +35,12 @@ worker::~worker() = default;
 backend::pool::link_factory worker::link_factory() {
     if (!topology_) return {};
     return [this](boost::asio::any_io_executor ex, backend::connection_options o) -> std::shared_ptr<backend::pooled_link> {
-        return std::make_shared<cluster::router_link>(ex, std::move(o), topology_, [this](command::args_view args) {
+        auto find = [this](command::args_view args) {
             const command::catalog* c = catalog();
             return c != nullptr ? c->find(args) : nullptr;
-        });
+        };
+        auto redirect_for = [this](std::string_view node) { return shared_.coherence().redirect_for(node); };
+        return std::make_shared<cluster::router_link>(ex, std::move(o), topology_, find, redirect_for);
     };
 }
 
@@ -99,7 +101,14 @@ void worker::start_backend() {
             health.last_error = std::string(why);
         });
     });
-    if (topology_) topology_->start();
+    if (topology_) {
+        // Entries filled from a slot's old master are tracked there, not where the slot now is.
+        topology_->on_slots_moved([this] {
+            shared_.cache().flush_all();
+            shared_.coherence().flushed();
+        });
+        topology_->start();
+    }
     pool_.start();
 }
 

@@ -37,9 +37,16 @@ using std::chrono::milliseconds;
 class router_link final : public backend::pooled_link, public std::enable_shared_from_this<router_link> {
 public:
     using lookup = std::function<const command::command_info*(std::span<const std::string_view>)>;
+    // The CLIENT ID of a master's invalidation channel (0: none live).
+    using redirects = std::function<std::int64_t(std::string_view node)>;
 
+    // Client tracking: a CLIENT TRACKING on ... REDIRECT sent on this link is made to name, on each
+    // master, that master's own channel (`redirect_for`), and is sent to every master before the first
+    // command this link sends it under that request (and again on each new socket). A tracked read
+    // (CLIENT CACHING yes before it) that is redirected is not tracked where it lands: socket_id() moves,
+    // so that its reply is not cached.
     router_link(boost::asio::any_io_executor ex, backend::connection_options options, std::shared_ptr<topology> topo,
-                lookup find);
+                lookup find, redirects redirect_for = {});
     ~router_link() override;
 
     // pooled_link
@@ -70,6 +77,8 @@ private:
     struct batch;
     class part;
 
+    void send_streamed(std::string_view bytes, std::uint32_t replies, backend::request* r, milliseconds timeout);
+    void forget_departed();
     void route_waiting();
     void route_batch(batch& b);
     void plan_unit(batch& b, unit& u, std::span<const std::string_view> args);
@@ -91,6 +100,15 @@ private:
     backend::connection_options options_;
     std::shared_ptr<topology> topo_;
     lookup find_;
+    redirects redirect_for_;
+    // The last CLIENT TRACKING on request (its arguments; the REDIRECT value is each node's), counted
+    // by generation; and for each node, the generation and socket it was last sent under.
+    std::vector<std::string> tracking_args_;
+    std::uint64_t tracking_generation_ = 0;
+    std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> tracked_;
+    std::string tracking_command_for(const node_address& to) const;
+    // Prepends the tracking request to `p` when its node has not had the current one on its socket.
+    void track_on_node(part& p);
     const bool dedicated_;  // one client's: transactions, blocking commands, subscriptions
     std::uint64_t subscription_ = 0;
     std::map<std::string, std::shared_ptr<backend::connection>> nodes_;  // by node name

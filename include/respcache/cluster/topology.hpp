@@ -56,6 +56,10 @@ public:
     // The options of a connection to `node`.
     backend::connection_options options_for(const node_address& node) const;
 
+    // Called when a slot changes master (a MOVED, or a map that differs from the last one in any slot's
+    // master): what was cached from the old one must go.
+    void on_slots_moved(std::function<void()> f) { on_slots_moved_ = std::move(f); }
+
     // Told (with true) when a map is known, first or anew, and (with false) when a round of attempts
     // failed while none is known. Returns an id for unsubscribe().
     std::uint64_t subscribe(std::function<void(bool)> f);
@@ -89,6 +93,7 @@ private:
     bool closed_ = false;
     std::uint64_t next_id_ = 1;
     std::vector<std::pair<std::uint64_t, std::function<void(bool)>>> subscribers_;
+    std::function<void()> on_slots_moved_;
 };
 
 }  // namespace respcache::cluster

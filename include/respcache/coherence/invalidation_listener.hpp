@@ -13,6 +13,14 @@
 
 namespace respcache::coherence {
 
+// What the process starts and, at shutdown, closes: one listener, or one per master of a Redis Cluster.
+class invalidation_source {
+public:
+    virtual ~invalidation_source() = default;
+    virtual void start() = 0;
+    virtual void close() = 0;
+};
+
 // The receiving end of Redis client tracking: one connection subscribed to __redis__:invalidate, whose
 // CLIENT ID the data links name in CLIENT TRACKING ... REDIRECT. Each invalidation message removes its
 // keys from the cache (a nil one flushes it). A state machine that always comes back (invariant 6):
@@ -26,7 +34,7 @@ namespace respcache::coherence {
 // While live it PINGs every `ping_interval`. Read barriers' PINGs go out on the same connection.
 //
 // Lives on one executor; must outlive its connection, which close() ends.
-class invalidation_listener final : public backend::stream_sink {
+class invalidation_listener final : public backend::stream_sink, public invalidation_source {
 public:
     enum class phase { connecting, subscribing, live, backing_off, closed };
 
@@ -38,11 +46,15 @@ public:
     };
 
     invalidation_listener(boost::asio::any_io_executor ex, backend::connection_options options, tracker& coherence,
-                          timing t);
+                          timing t)
+        : invalidation_listener(ex, std::move(options), coherence, coherence.state(), t) {}
+    // The channel of one master of a Redis Cluster, whose state (tracker::add_node) is `own`.
+    invalidation_listener(boost::asio::any_io_executor ex, backend::connection_options options, tracker& coherence,
+                          tracking_state& own, timing t);
     ~invalidation_listener() override;
 
-    void start();
-    void close();
+    void start() override;
+    void close() override;
     phase current() const noexcept { return phase_.load(); }
     // Redis sends one nil invalidation per tracking connection of the proxy on FLUSHALL: those that
     // arrive in one read are one flush for the observer. Touched by whoever reads the channel, under
@@ -63,6 +75,7 @@ private:
     void ping_tick();
 
     tracker& tracker_;
+    tracking_state& state_;  // the tracker's own, or the node's
     std::shared_ptr<backend::connection> conn_;
     boost::asio::steady_timer ping_timer_;
     boost::asio::steady_timer retry_timer_;

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -67,6 +69,24 @@ public:
     invalidation_mode invalidation() const noexcept { return invalidation_; }
     consistency_mode consistency() const noexcept { return consistency_; }
 
+    // ---- A Redis Cluster: one channel per master ----
+    // Each master's channel has a state of its own; this tracker's state() is then their aggregate: live
+    // while every active channel is (and there is one), its epoch moving whenever any of them changes,
+    // so that a fill tracked under a channel since lost or re-established is never inserted. catch_up()
+    // reads every channel. Nodes are added and removed on the listeners' thread only.
+    static constexpr std::size_t kMaxNodes = 256;
+    // A new state for the channel of master `node`; nullptr once kMaxNodes have been made (a channel
+    // closed and made again takes a new one).
+    tracking_state* add_node(std::string_view node);
+    void remove_node(tracking_state& s);
+    // A channel's `live` changed (or a node was added or removed): recomputes the aggregate. Called by
+    // the listener after its own state's `live` went false, before the cache is flushed, and after it went
+    // true.
+    void channel_changed();
+    // The CLIENT ID of master `node`'s channel, 0 when it has none live.
+    std::int64_t redirect_for(std::string_view node) const noexcept;
+    bool clustered() const noexcept { return node_count_.load(std::memory_order_acquire) > 0; }
+
     // The backend has (or lacks, Redis < 6) client tracking; learned at connect time.
     void set_supported(bool supported) noexcept { state_.unsupported.store(!supported, std::memory_order_release); }
     // Whether cache-filling reads must be tracked (tracking mode, against a backend that can).
@@ -121,6 +141,9 @@ private:
     const consistency_mode consistency_;
     tracking_state state_;
     observer observer_;
+    // Published by node_count_ (release): an entry below it is never moved or freed.
+    std::array<std::unique_ptr<tracking_state>, kMaxNodes> nodes_;
+    std::atomic<std::size_t> node_count_{0};
 };
 
 // Whether the requests of one client's current batch may be served from the cache (invariant 5). Per

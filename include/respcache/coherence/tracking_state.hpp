@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace respcache::backend {
@@ -15,6 +16,10 @@ namespace respcache::coherence {
 // The shared state of the invalidation channel (Redis client tracking): written by the invalidation
 // listener, read by every io thread. The rules it serves are in tracker.hpp; only coherence/ writes it.
 struct tracking_state {
+    // With a Redis Cluster each master has a channel, and a state, of its own: its node name ("host:port",
+    // set before the state is published and never changed) and whether it is one of the channels in use.
+    std::string node;
+    std::atomic<bool> active{false};
     std::atomic<bool> live{false};             // subscribed to __redis__:invalidate and answering PINGs
     std::atomic<std::uint64_t> epoch{1};       // bumped whenever the channel is (re)established or lost
     std::atomic<std::int64_t> redirect_id{0};  // CLIENT ID of the channel's connection
