@@ -250,6 +250,9 @@ void start_services(std::vector<std::unique_ptr<server::worker>>& workers, coher
 }
 
 void warn_if_exposed(const config& cfg) {
+    if (cfg.backend.cluster())
+        log::warn("Redis Cluster backend: commands are routed to the masters, and nothing is cached (the cache "
+                  "does not yet follow the invalidations of several nodes)");
     if (!cfg.bind.starts_with("127.") && cfg.bind != "::1" && cfg.requirepass.empty())
         log::warn("listening on a non-loopback address without --requirepass: anyone who can reach this port can "
                   "read and write the backend through respcache; set --requirepass (or --requirepass-file), or bind "

@@ -482,12 +482,12 @@ TEST_CASE("config: backend_address::redacted never shows the password", "[config
         const char* expected;
     };
     const row rows[] = {
-        {{"127.0.0.1", 6379, "", "", 0}, "redis://127.0.0.1:6379"},
-        {{"cache", 6380, "", "Pa55w0rd!", 0}, "redis://:***@cache:6380"},
-        {{"cache", 6380, "alice", "Pa55w0rd!", 0}, "redis://alice:***@cache:6380"},
-        {{"cache", 6380, "alice", "", 0}, "redis://alice@cache:6380"},
-        {{"cache", 6380, "alice", "Pa55w0rd!", 3}, "redis://alice:***@cache:6380/3"},
-        {{"::1", 7000, "", "Pa55w0rd!", 0}, "redis://:***@[::1]:7000"},
+        {{"127.0.0.1", 6379, "", "", 0, false, {}}, "redis://127.0.0.1:6379"},
+        {{"cache", 6380, "", "Pa55w0rd!", 0, false, {}}, "redis://:***@cache:6380"},
+        {{"cache", 6380, "alice", "Pa55w0rd!", 0, false, {}}, "redis://alice:***@cache:6380"},
+        {{"cache", 6380, "alice", "", 0, false, {}}, "redis://alice@cache:6380"},
+        {{"cache", 6380, "alice", "Pa55w0rd!", 3, false, {}}, "redis://alice:***@cache:6380/3"},
+        {{"::1", 7000, "", "Pa55w0rd!", 0, false, {}}, "redis://:***@[::1]:7000"},
     };
     for (const auto& r : rows) {
         CAPTURE(r.expected);
@@ -501,6 +501,32 @@ TEST_CASE("config: backend_address::redacted never shows the password", "[config
     CHECK(parsed->password == "Xy/zSECRET");
     CHECK(parsed->redacted() == "redis://bob:***@db.example:6390/1");
     CHECK(parsed->redacted().find("SECRET") == std::string::npos);
+}
+
+TEST_CASE("config: a redis+cluster:// backend names its seeds, and turns the cache off", "[config][cluster]") {
+    auto a = detail::parse_backend_url("redis+cluster://bob:s3cret@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002");
+    REQUIRE(a);
+    CHECK(a->cluster());
+    CHECK(a->host == "10.0.0.1");
+    CHECK(a->port == 7000);
+    CHECK(a->user == "bob");
+    CHECK(a->password == "s3cret");
+    REQUIRE(a->cluster_seeds.size() == 3);
+    CHECK(a->cluster_seeds[1] == std::pair<std::string, std::uint16_t>{"10.0.0.2", 7001});
+    CHECK(a->cluster_seeds[2] == std::pair<std::string, std::uint16_t>{"::1", 7002});
+    CHECK(a->redacted() == "redis+cluster://bob:***@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002");
+    CHECK_FALSE(detail::parse_backend_url("redis+cluster://"));
+    CHECK_FALSE(detail::parse_backend_url("redis+cluster://a:1,,b:2"));
+    CHECK_FALSE(detail::parse_backend_url("redis+cluster://a:1/2"));
+    CHECK_FALSE(detail::parse_backend_url("redis+cluster://a:0"));
+    CHECK_FALSE(detail::parse_backend_url("redis://a:1")->cluster());
+
+    const config_outcome o = load_config({"--backend", "redis+cluster://127.0.0.1:7000"}, {});
+    REQUIRE(o.what == config_outcome::action::run);
+    CHECK(o.cfg.capacity == 0);
+    CHECK(o.cfg.invalidation == invalidation_mode::ttl);
+    require_usage_error(load_config({"--backend", "redis+cluster://127.0.0.1:7000", "--consistency", "strict"}, {}),
+                        {"consistency strict", "redis+cluster"});
 }
 
 TEST_CASE("config: unknown options and variables are usage errors", "[config]") {

@@ -8,8 +8,12 @@ constexpr std::size_t kMaxIdleDedicated = 8;
 std::size_t slot_of(resp::protocol p) { return p == resp::protocol::resp3 ? 1 : 0; }
 }  // namespace
 
-pool::pool(asio::any_io_executor ex, connection_options options, std::size_t shared_count)
-    : ex_(ex), options_(std::move(options)), count_(std::max<std::size_t>(1, shared_count)), shared_(2 * count_) {}
+pool::pool(asio::any_io_executor ex, connection_options options, std::size_t shared_count, link_factory factory)
+    : ex_(ex),
+      options_(std::move(options)),
+      count_(std::max<std::size_t>(1, shared_count)),
+      factory_(std::move(factory)),
+      shared_(2 * count_) {}
 
 pool::~pool() { close(); }
 
@@ -19,9 +23,14 @@ connection_options pool::options_for(resp::protocol p) const {
     return o;
 }
 
-connection& pool::make_shared_link(std::size_t index) {
+std::shared_ptr<pooled_link> pool::make_link(connection_options o) const {
+    if (factory_) return factory_(ex_, std::move(o));
+    return std::make_shared<connection>(ex_, std::move(o));
+}
+
+pooled_link& pool::make_shared_link(std::size_t index) {
     const resp::protocol p = index < count_ ? resp::protocol::resp2 : resp::protocol::resp3;
-    shared_[index] = std::make_shared<connection>(ex_, options_for(p));
+    shared_[index] = make_link(options_for(p));
     if (on_shared_) on_shared_(index, *shared_[index]);
     if (closed_)
         shared_[index]->close();
@@ -55,13 +64,6 @@ link& pool::shared(std::size_t index) {
     return *shared_[index];
 }
 
-std::vector<connection*> pool::shared_connections() const {
-    std::vector<connection*> out;
-    for (auto& c : shared_)
-        if (c) out.push_back(c.get());
-    return out;
-}
-
 std::shared_ptr<link> pool::acquire_dedicated(resp::protocol p) {
     ++dedicated_in_use_;
     auto& idle = idle_[slot_of(p)];
@@ -73,7 +75,7 @@ std::shared_ptr<link> pool::acquire_dedicated(resp::protocol p) {
     }
     connection_options o = options_for(p);
     o.reconnect = false;
-    auto c = std::make_shared<connection>(ex_, std::move(o));
+    auto c = make_link(std::move(o));
     c->start();
     return c;
 }

@@ -80,8 +80,8 @@ std::vector<option_row> listening_options() {
         {"port", "a port number from 0 to 65535",
          "plain TCP port to listen on; 0: none when --tls-port is given, otherwise a free one (default 8001)",
          integer_in(&config::port, 0, 65535)},
-        {"backend", "redis://[user:password@]host:port[/db], or rediss:// for TLS",
-         "the backing Redis (default redis://127.0.0.1:6379)",
+        {"backend", "redis://[user:password@]host:port[/db], rediss:// for TLS, or redis+cluster://[user:password@]host:port[,host:port...]",
+         "the backing Redis, or the seed nodes of a Redis Cluster (default redis://127.0.0.1:6379)",
          [](config& c, const std::string& v) {
              auto a = detail::parse_backend_url(v);
              if (!a) return false;

@@ -131,7 +131,34 @@ bool split_host_port(std::string_view hostport, std::string_view& host, std::str
 }
 }  // namespace
 
+namespace {
+// redis+cluster://[userinfo@]seed[,seed...]: each seed read as the host:port of a redis:// URL.
+std::optional<backend_address> parse_cluster_url(std::string_view rest) {
+    std::string userinfo;
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+        userinfo = std::string(rest.substr(0, at + 1));
+        rest = rest.substr(at + 1);
+    }
+    if (rest.ends_with('/')) rest.remove_suffix(1);
+    std::optional<backend_address> out;
+    while (true) {
+        const auto comma = rest.find(',');
+        const std::string_view seed = rest.substr(0, comma);
+        if (seed.empty() || seed.find('/') != std::string_view::npos) return std::nullopt;
+        auto one = parse_backend_url("redis://" + userinfo + std::string(seed));
+        if (!one) return std::nullopt;
+        if (!out) out = *one;
+        out->cluster_seeds.emplace_back(one->host, one->port);
+        if (comma == std::string_view::npos) break;
+        rest = rest.substr(comma + 1);
+    }
+    return out;
+}
+}  // namespace
+
 std::optional<backend_address> parse_backend_url(std::string_view text) {
+    constexpr std::string_view cluster = "redis+cluster://";
+    if (text.starts_with(cluster)) return parse_cluster_url(text.substr(cluster.size()));
     constexpr std::string_view plain = "redis://";
     constexpr std::string_view tls = "rediss://";
     backend_address out;

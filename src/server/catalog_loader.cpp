@@ -65,6 +65,12 @@ void catalog_loader::on_reply(std::size_t index, std::string_view bytes) {
                     std::from_chars(next_.version.data(), next_.version.data() + next_.version.size(), major);
                     next_.tracking_supported = major >= 6;
                 }
+                next_.cluster = text->find("redis_mode:cluster") != std::string_view::npos;
+                if (next_.cluster && !services_.startup_config().backend.cluster() && !warned_cluster_) {
+                    warned_cluster_ = true;
+                    log::warn("the backend is a Redis Cluster node: give --backend redis+cluster://host:port so that "
+                              "commands are routed to the node of their keys (clients may now see MOVED)");
+                }
             }
             break;
         case 2:

@@ -2,15 +2,27 @@
 
 #include <boost/asio/post.hpp>
 
+#include "respcache/cluster/router_link.hpp"
 #include "respcache/server/report.hpp"
 #include "respcache/server/session.hpp"
 
 namespace respcache::server {
 
+namespace {
+std::shared_ptr<cluster::topology> make_topology(boost::asio::io_context& io, const backend::connection_options& o,
+                                                 std::size_t index) {
+    if (!o.address.cluster()) return nullptr;
+    std::vector<cluster::node_address> seeds;
+    for (const auto& [host, port] : o.address.cluster_seeds) seeds.push_back({host, port});
+    return std::make_shared<cluster::topology>(io.get_executor(), o, std::move(seeds), index == 0);
+}
+}  // namespace
+
 worker::worker(services& shared, std::size_t index, backend::connection_options backend_options)
     : index_(index),
       shared_(shared),
-      pool_(io_.get_executor(), backend_options, shared.startup_config().backend_connections),
+      topology_(make_topology(io_, backend_options, index)),
+      pool_(io_.get_executor(), backend_options, shared.startup_config().backend_connections, link_factory()),
       tracking_(pool_.shared_slots()),
       backend_options_(std::move(backend_options)),
       env_{*this,           shared.settings(), shared.cache(),           shared.coherence(), pool_, tracking_,
@@ -19,6 +31,16 @@ worker::worker(services& shared, std::size_t index, backend::connection_options 
 }
 
 worker::~worker() = default;
+
+backend::pool::link_factory worker::link_factory() {
+    if (!topology_) return {};
+    return [this](boost::asio::any_io_executor ex, backend::connection_options o) -> std::shared_ptr<backend::pooled_link> {
+        return std::make_shared<cluster::router_link>(ex, std::move(o), topology_, [this](command::args_view args) {
+            const command::catalog* c = catalog();
+            return c != nullptr ? c->find(args) : nullptr;
+        });
+    };
+}
 
 void worker::refresh_plan() {
     const std::uint64_t v = shared_.catalog_version();
@@ -56,7 +78,7 @@ void worker::start_backend() {
     auto& health = shared_.health();
     // Each shared connection, as the pool makes it (the RESP3 ones when first needed), is counted in the
     // health figures, and its closing is coherence's to judge.
-    pool_.on_shared([this, &health](std::size_t i, backend::connection& conn) {
+    pool_.on_shared([this, &health](std::size_t i, backend::pooled_link& conn) {
         health.connections.fetch_add(1);
         auto counted = std::make_shared<bool>(false);
         conn.on_ready([this, &health, counted] {
@@ -77,11 +99,13 @@ void worker::start_backend() {
             health.last_error = std::string(why);
         });
     });
+    if (topology_) topology_->start();
     pool_.start();
 }
 
 void worker::stop_backend() {
     pool_.close();
+    if (topology_) topology_->close();
     for (auto& [name, u] : users_) u.pool->close();
 }
 
@@ -101,12 +125,13 @@ proxy::user_links worker::links_for(std::string_view user, std::string_view pass
         o.address.user = std::string(user);
         o.address.password = std::string(password);
         user_pool u;
-        u.pool = std::make_unique<backend::pool>(io_.get_executor(), std::move(o), shared_.startup_config().backend_connections);
+        u.pool = std::make_unique<backend::pool>(io_.get_executor(), std::move(o),
+                                                 shared_.startup_config().backend_connections, link_factory());
         u.tracking.resize(u.pool->shared_slots());
         it = users_.emplace(std::string(user), std::move(u)).first;
         user_pool& p = it->second;
         // As for the proxy's own links: Redis forgets what a closing link tracked (invariant 4).
-        p.pool->on_shared([this, &p](std::size_t i, backend::connection& conn) {
+        p.pool->on_shared([this, &p](std::size_t i, backend::pooled_link& conn) {
             conn.on_closing([this, &p, &conn, i] { shared_.coherence().link_closing(p.tracking[i], conn); });
         });
         p.pool->start();

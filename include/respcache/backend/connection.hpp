@@ -56,13 +56,13 @@ struct connection_options {
 //
 // Owned through std::shared_ptr by a pool or a single user; lives on one executor; not thread-safe but
 // for input_waiting() and drain_now().
-class connection final : public link, public net::write_receiver, public std::enable_shared_from_this<connection> {
+class connection final : public pooled_link, public net::write_receiver, public std::enable_shared_from_this<connection> {
 public:
     connection(asio::any_io_executor ex, connection_options options);
     ~connection() override;
 
     // Starts connecting. Must be called once, after the shared_ptr exists.
-    void start();
+    void start() override;
 
     // link
     void send(std::string_view bytes, std::uint32_t replies, request* r, milliseconds timeout) override;
@@ -84,15 +84,14 @@ public:
     // Ends the current socket as if the backend had failed (`reason` is reported); it reconnects unless
     // reconnect is off. For health checks that find a connection silent.
     void reset(std::string reason);
-    // The timeout of requests sent from now on.
-    void set_request_timeout(milliseconds timeout) noexcept;
+    void set_request_timeout(milliseconds timeout) noexcept override;
 
     // Called (on the executor) each time the log-in completes, and each time the connection is lost or
     // an attempt fails (with the reason).
-    void on_ready(std::function<void()> f) { on_ready_ = std::move(f); }
-    void on_down(std::function<void(std::string_view)> f) { on_down_ = std::move(f); }
+    void on_ready(std::function<void()> f) override { on_ready_ = std::move(f); }
+    void on_down(std::function<void(std::string_view)> f) override { on_down_ = std::move(f); }
     // Called (on the executor) just before a connected socket is closed, whatever the reason.
-    void on_closing(std::function<void()> f) { on_closing_ = std::move(f); }
+    void on_closing(std::function<void()> f) override { on_closing_ = std::move(f); }
 
     // Whether bytes wait in the socket now. Safe from any thread (a stale answer is harmless: the caller
     // then takes options.read_mutex and reads with drain_now).

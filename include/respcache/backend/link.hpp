@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string_view>
 
@@ -56,6 +57,22 @@ public:
 
     // Fails what is pending ("connection closed") and closes for good.
     virtual void close() = 0;
+};
+
+// A link a pool owns, starts and watches: one connection, or a router over the connections to the
+// masters of a Redis Cluster (cluster::router_link).
+class pooled_link : public link {
+public:
+    // Starts connecting. Called once, after the shared_ptr exists.
+    virtual void start() = 0;
+    // Called (on the executor) each time the link is logged in (for a router: one of its connections),
+    // each time it is lost or an attempt fails (with the reason), and just before a connected socket is
+    // closed, whatever the reason (what Redis tracked for that socket is then forgotten).
+    virtual void on_ready(std::function<void()> f) = 0;
+    virtual void on_down(std::function<void(std::string_view)> f) = 0;
+    virtual void on_closing(std::function<void()> f) = 0;
+    // The timeout of requests sent from now on.
+    virtual void set_request_timeout(milliseconds timeout) noexcept = 0;
 };
 
 // The links of one io thread: shared pipelined links that every client of the thread multiplexes onto,

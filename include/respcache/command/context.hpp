@@ -17,6 +17,7 @@ struct backend_facts {
     std::uint32_t databases = 16;   // CONFIG GET databases
     bool databases_known = false;   // CONFIG GET databases answered (it may be renamed or denied)
     bool tracking_supported = true; // Redis >= 6.0
+    bool cluster = false;           // INFO server says redis_mode:cluster
 };
 
 // CLIENT REPLY's modes.

@@ -33,6 +33,7 @@ private:
     std::shared_ptr<backend::connection> conn_;
     std::function<void()> settled_;
     bool in_flight_ = false;
+    bool warned_cluster_ = false;
     bool warned_no_tracking_ = false;
     backend_facts next_;
 };

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "respcache/backend/pool.hpp"
+#include "respcache/cluster/topology.hpp"
 #include "respcache/coherence/tracker.hpp"
 #include "respcache/proxy/environment.hpp"
 #include "respcache/server/services.hpp"
@@ -68,6 +69,8 @@ private:
     std::size_t index_;
     services& shared_;
     thread_stats stats_;
+    std::shared_ptr<cluster::topology> topology_;  // a Redis Cluster backend's slots; null for one Redis
+    backend::pool::link_factory link_factory();
     backend::pool pool_;
     std::vector<coherence::link_tracking> tracking_;  // one per shared connection of pool_
     // Clients logged in to Redis as another user than --backend's have links of their user's.

@@ -71,6 +71,7 @@ void select(context& c, args_view args) {
     if (!util::parse_int64(args[1], db) || db < INT32_MIN || db > INT32_MAX)
         return c.reply().error("ERR value is not an integer or out of range");
     const auto facts = c.facts();
+    if (facts.cluster && db != 0) return c.reply().error("ERR SELECT is not allowed in cluster mode");
     if (db < 0 || (facts.databases_known && db >= static_cast<std::int64_t>(facts.databases)))
         return c.reply().error("ERR DB index is out of range");
     if (!facts.databases_known) return c.select_via_backend(static_cast<std::uint32_t>(db));
