@@ -60,11 +60,10 @@ BUS_OFFSET = 10000  # a node's cluster bus listens on port + 10000
 # outgoing connections take theirs, with the bus port (+10000) below it as well.
 PORT_RANGE = (12000, 22700)
 STABLE_TIMEOUT = scaled(30.0)  # the cluster agrees again after a change
-# What respcache logs once it has the slot map and the command table, and (in tracking mode) once its
-# invalidation channel is live. Whether cluster mode logs the second is not settled (issue 14): by
-# default start_proxy() waits for the first only.
-BACKEND_READY = r"backend ready"
-CHANNEL_LIVE = r"invalidation channel live"
+# In cluster mode respcache logs "backend ready" once it has the slot map and the command table. It does
+# not cache in cluster mode yet (it runs as --capacity 0 --invalidation ttl and logs no "invalidation
+# channel live"), so by default start_proxy() waits for "backend ready" only; wait_channel=True (or this
+# set to True) waits for the channel as well, once cluster mode has one.
 WAIT_FOR_CHANNEL = False
 
 
@@ -679,13 +678,16 @@ def start_proxy(respcache, cluster: RedisCluster, extra_args: Sequence[str] = ()
     (default WAIT_FOR_CHANNEL) and not --invalidation ttl, "invalidation channel live"."""
     if seeds is None:
         seeds = [m.port for m in cluster.masters()[:2]]
-    # A URL backend: the factory waits for the port and PING only; the readiness of cluster mode here.
-    rc = respcache.start(extra_args=list(extra_args), backend=cluster_url(seeds))
-    rc.wait_for_log(BACKEND_READY)
     if wait_channel is None:
         wait_channel = WAIT_FOR_CHANNEL
-    if wait_channel and "ttl" not in _option_values(list(extra_args), "--invalidation"):
-        rc.wait_for_log(CHANNEL_LIVE)
+    rc = respcache.start(extra_args=list(extra_args), backend=cluster_url(seeds), wait_ready=False)
+    # An option respcache refuses (exit 2) fails at once, with its message, rather than after a timeout.
+    started = re.compile(r"respcache started.*?\bport=\d+|\"message\":\"respcache started\"")
+    wait_until(lambda: not rc.running() or started.search(rc.log), STARTUP_TIMEOUT, "respcache's start-up line")
+    if not rc.running():
+        raise AssertionError(f"respcache exited with {rc.proc.returncode}:\n{rc.log}")
+    tracking = wait_channel and "ttl" not in _option_values(list(extra_args), "--invalidation")
+    rc._wait_ready(backend_ready=True, tracking=tracking)  # the port, PING, "backend ready" [, the channel]
     return rc
 
 
