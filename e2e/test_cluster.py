@@ -25,7 +25,6 @@ from conftest import HOST, RawClient, RespReader, scaled, wait_until
 
 CROSSSLOT = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
 SELECT_REFUSED = b"-ERR SELECT is not allowed in cluster mode\r\n"
-SOON = scaled(2.0)  # how long a direct write may take to reach a cached entry (default consistency)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -567,19 +566,21 @@ def test_slot_migrating_under_the_proxy_ask_is_followed(respcache, redis_cluster
 # 9. Writes that bypass the proxy.
 
 
-@pytest.mark.parametrize("consistency", ["strict", "bounded"])
+@pytest.mark.parametrize("consistency", [
+    "bounded",
+    pytest.param("strict", marks=pytest.mark.xfail(strict=True, reason=(
+        "issue 14: respcache refuses --consistency strict with a redis+cluster:// backend (exit 2, '--consistency "
+        "strict is not available with a redis+cluster:// backend'); cluster mode does not cache yet"))),
+])
 def test_direct_write_on_the_owner_is_seen(respcache, redis_cluster, consistency):
-    """--consistency strict: the very next GET sees the direct write. bounded (the default): a hit may
-    miss a write acknowledged a moment before it, so the new value must be seen soon (bounded poll)."""
+    """A write made directly on the key's master (SET, DEL, HSET) is seen by the very next read through the
+    proxy, after reads that may have cached the old value; with the default consistency and with strict."""
     cl = redis_cluster
     rc = start_proxy(respcache, cl, ["--consistency", consistency])
 
     def seen(c, read, expected: bytes, what: str):
-        if consistency == "strict":
-            got = via(c, *read)
-            assert got == expected, f"{what}: the next {read[0]} through respcache gives {got!r}"
-        else:
-            wait_until(lambda: via(c, *read) == expected, SOON, what)
+        got = via(c, *read)
+        assert got == expected, f"{what}: the next {read[0]} through respcache gives {got!r}"
 
     with rc.raw() as c:
         for m in cl.masters():
