@@ -60,11 +60,10 @@ BUS_OFFSET = 10000  # a node's cluster bus listens on port + 10000
 # outgoing connections take theirs, with the bus port (+10000) below it as well.
 PORT_RANGE = (12000, 22700)
 STABLE_TIMEOUT = scaled(30.0)  # the cluster agrees again after a change
-# In cluster mode respcache logs "backend ready" once it has the slot map and the command table. It does
-# not cache in cluster mode yet (it runs as --capacity 0 --invalidation ttl and logs no "invalidation
-# channel live"), so by default start_proxy() waits for "backend ready" only; wait_channel=True (or this
-# set to True) waits for the channel as well, once cluster mode has one.
-WAIT_FOR_CHANNEL = False
+# In cluster mode respcache logs "backend ready" once it has the command table, and "invalidation channels
+# live" once every master's invalidation channel is: only then does it serve and fill the cache. By default
+# start_proxy() waits for both (wait_channel=False: "backend ready" only).
+WAIT_FOR_CHANNEL = True
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -687,7 +686,10 @@ def start_proxy(respcache, cluster: RedisCluster, extra_args: Sequence[str] = ()
     if not rc.running():
         raise AssertionError(f"respcache exited with {rc.proc.returncode}:\n{rc.log}")
     tracking = wait_channel and "ttl" not in _option_values(list(extra_args), "--invalidation")
-    rc._wait_ready(backend_ready=True, tracking=tracking)  # the port, PING, "backend ready" [, the channel]
+    rc._wait_ready(backend_ready=True, tracking=False)  # the port, PING, "backend ready"
+    if tracking:
+        # Every master's channel live: only then does the cache serve and fill.
+        rc.wait_for_log(r"invalidation channels live")
     return rc
 
 

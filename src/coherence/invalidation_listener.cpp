@@ -96,10 +96,12 @@ void invalidation_listener::go_live() {
     phase_ = phase::live;
     retry_delay_ = timing_.first_retry;
     tracker_.flushed();  // what clients cached while it was down was not tracked
-    if (t.node.empty())
+    if (t.node.empty()) {
         log::info("invalidation channel live", {{"redirect_id", conn_->backend_id()}});
-    else
-        log::info("invalidation channel live", {{"redirect_id", conn_->backend_id()}, {"node", t.node}});
+        return;
+    }
+    log::info("invalidation channel live", {{"redirect_id", conn_->backend_id()}, {"node", t.node}});
+    if (tracker_.live()) log::info("invalidation channels live: one per master, the cache serves and fills");
 }
 
 void invalidation_listener::refused(std::string_view what, std::string_view reply) {

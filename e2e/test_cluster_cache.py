@@ -1,0 +1,159 @@
+"""The cache in front of a Redis Cluster (issue 14, item 3): hits that never reach the masters, and the
+coherence rules of one Redis kept across many: one invalidation channel per master, a lost channel's
+entries flushed, a slot that moves taking its entries with it, two respcache instances coherent with
+each other.
+
+What the masters saw is read from their INFO commandstats; every wait is bounded; no assertion is about
+how long something took."""
+
+from __future__ import annotations
+
+import pytest
+
+from clusterlib import redis_cluster, redis_cluster_module, start_proxy  # noqa: F401
+from conftest import RawClient, scaled, wait_until
+
+SOON = scaled(5)  # how long a change made elsewhere may take to reach the cache (a bound, not a speed)
+
+
+def reply(conn: RawClient, *args) -> bytes:
+    conn.send_command(*args)
+    return conn.read_raw_reply()
+
+
+def calls(cluster, node, command: str) -> int:
+    return cluster.commandstats(node).get(command, 0)
+
+
+def proxy_info(conn: RawClient) -> dict:
+    text = reply(conn, "INFO", "proxy").decode()
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("$"))
+
+
+def cached(conn: RawClient, cluster, node, key: str, value: bytes) -> bool:
+    """Whether a GET of `key` through respcache, after one more to fill it, is served without `node`."""
+    assert reply(conn, "GET", key) == value
+    n = calls(cluster, node, "get")
+    assert reply(conn, "GET", key) == value
+    return calls(cluster, node, "get") == n
+
+
+def seen_soon(conn: RawClient, args, expected: bytes, what: str):
+    wait_until(lambda: reply(conn, *args) == expected, SOON, what)
+
+
+def test_hits_never_reach_the_masters(respcache, redis_cluster):
+    """GET and HGETALL of keys on every master, read three times through respcache: each master runs each
+    read once; an MGET of keys on all three masters, once all are cached, reaches none."""
+    cl = redis_cluster
+    rc = start_proxy(respcache, cl)
+    keys = {m: cl.keys_on(m, 2, "hit") for m in cl.masters()}
+    for m, (k, h) in keys.items():
+        assert m.command("SET", k, f"v-{k}") == b"OK"
+        assert m.command("HSET", h, "f", "1", "g", "2") == 2
+    before = {m: (calls(cl, m, "get"), calls(cl, m, "hgetall"), calls(cl, m, "mget")) for m in keys}
+    with rc.raw() as c:
+        for _ in range(3):
+            for m, (k, h) in keys.items():
+                assert reply(c, "GET", k) == f"${len('v-' + k)}\r\nv-{k}\r\n".encode()
+                assert reply(c, "HGETALL", h) == b"*4\r\n$1\r\nf\r\n$1\r\n1\r\n$1\r\ng\r\n$1\r\n2\r\n"
+        every = [k for k, _ in keys.values()]
+        want = b"*3\r\n" + b"".join(f"${len('v-' + k)}\r\nv-{k}\r\n".encode() for k in every)
+        assert reply(c, "MGET", *every) == want
+        assert int(proxy_info(c)["cache_hits"]) >= 2 * 2 * 3 + 3
+    for m in keys:
+        get0, hgetall0, mget0 = before[m]
+        assert calls(cl, m, "get") - get0 == 1, f"{m}: GET reached it more than once"
+        assert calls(cl, m, "hgetall") - hgetall0 == 1, f"{m}: HGETALL reached it more than once"
+        assert calls(cl, m, "mget") == mget0, f"{m}: the all-hit MGET reached it"
+
+
+def test_losing_one_masters_channel_flushes_and_recovers(respcache, redis_cluster):
+    """The invalidation channel to one master is killed: respcache counts a loss, re-reads what it had
+    cached (from every master: the whole cache goes), and caches again once the channel is back."""
+    cl = redis_cluster
+    rc = start_proxy(respcache, cl)
+    victim = cl.masters()[1]
+    k = cl.keys_on(victim, 1, "loss")[0]
+    assert victim.command("SET", k, "v") == b"OK"
+    with rc.raw() as c:
+        assert reply(c, "GET", k) == b"$1\r\nv\r\n"
+        assert reply(c, "GET", k) == b"$1\r\nv\r\n"
+        losses = int(proxy_info(c)["invalidation_channel_losses"])
+        gets = calls(cl, victim, "get")
+        assert victim.command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+        wait_until(lambda: int(proxy_info(c)["invalidation_channel_losses"]) > losses, SOON, "the loss to be counted")
+        wait_until(lambda: proxy_info(c)["invalidation_channel"] == "live", SOON, "the channel to come back")
+        # The entry was flushed: the next read goes to the master; the one after is a hit again.
+        assert reply(c, "GET", k) == b"$1\r\nv\r\n"
+        assert calls(cl, victim, "get") == gets + 1
+        wait_until(lambda: cached(c, cl, victim, k, b"$1\r\nv\r\n"), SOON, "the key to be cached again")
+        # And it is tracked again: a direct write is seen.
+        assert victim.command("SET", k, "w") == b"OK"
+        seen_soon(c, ("GET", k), b"$1\r\nw\r\n", "the direct write after the channel came back")
+
+
+def test_a_moved_slot_takes_its_entries_with_it(respcache, redis_cluster):
+    """A key cached from its master; its slot moves to another master; a direct write on the new master is
+    seen through respcache (an entry kept from the old master would be tracked there only, and stale)."""
+    cl = redis_cluster
+    rc = start_proxy(respcache, cl)
+    src, dst = cl.masters()[0], cl.masters()[2]
+    k = cl.keys_on(src, 1, "mv")[0]
+    assert src.command("SET", k, "old") == b"OK"
+    with rc.raw() as c:
+        assert reply(c, "GET", k) == b"$3\r\nold\r\n"
+        assert reply(c, "GET", k) == b"$3\r\nold\r\n"
+        cl.move_slot(cl.keyslot(k), dst)
+        assert cl.node_for_key(k) is dst
+        assert reply(c, "GET", k) == b"$3\r\nold\r\n"  # now read from, or redirected to, the new master
+        assert dst.command("SET", k, "new") == b"OK"
+        seen_soon(c, ("GET", k), b"$3\r\nnew\r\n", "the direct write on the slot's new master")
+        # Cached again from the new master, and tracked there.
+        wait_until(lambda: cached(c, cl, dst, k, b"$3\r\nnew\r\n"), SOON, "the key to be cached from its new master")
+        assert dst.command("SET", k, "newer") == b"OK"
+        seen_soon(c, ("GET", k), b"$5\r\nnewer\r\n", "a second direct write on the new master")
+
+
+def test_two_instances_in_front_of_one_cluster_stay_coherent(respcache, redis_cluster):
+    """Two respcache processes in front of the same cluster: what one writes (SET, DEL, HSET), the other,
+    which had it cached, serves."""
+    cl = redis_cluster
+    a = start_proxy(respcache, cl)
+    b = start_proxy(respcache, cl, seeds=[m.port for m in cl.masters()[1:]])
+    keys = [cl.keys_on(m, 1, "two")[0] for m in cl.masters()]
+    with a.raw() as ca, b.raw() as cb:
+        for k in keys:
+            assert reply(ca, "SET", k, "1") == b"+OK\r\n"
+            assert reply(cb, "GET", k) == b"$1\r\n1\r\n"
+            assert reply(cb, "GET", k) == b"$1\r\n1\r\n"  # cached by b
+            assert reply(ca, "SET", k, "2") == b"+OK\r\n"
+            seen_soon(cb, ("GET", k), b"$1\r\n2\r\n", f"a's SET of {k} in b")
+            assert reply(ca, "DEL", k) == b":1\r\n"
+            seen_soon(cb, ("GET", k), b"$-1\r\n", f"a's DEL of {k} in b")
+            h = k + ":h"
+            assert reply(cb, "HSET", h, "f", "x") == b":1\r\n"
+            assert reply(ca, "HGET", h, "f") == b"$1\r\nx\r\n"
+            assert reply(ca, "HGET", h, "f") == b"$1\r\nx\r\n"
+            assert reply(cb, "HSET", h, "f", "y") == b":0\r\n"
+            seen_soon(ca, ("HGET", h, "f"), b"$1\r\ny\r\n", f"b's HSET of {h} in a")
+
+
+@pytest.mark.parametrize("resp", [2, 3])
+def test_read_your_writes_through_the_proxy(respcache, redis_cluster, resp):
+    """A client's own write, pipelined behind a cached read of the same key and before another, is seen by
+    the read after it, on every master, in RESP2 and RESP3."""
+    cl = redis_cluster
+    rc = start_proxy(respcache, cl)
+    with rc.raw() as c:
+        if resp == 3:
+            reply(c, "HELLO", "3")
+        for m in cl.masters():
+            k = cl.keys_on(m, 1, f"ryw{resp}")[0]
+            assert reply(c, "SET", k, "a") == b"+OK\r\n"
+            assert reply(c, "GET", k) == b"$1\r\na\r\n"
+            assert reply(c, "GET", k) == b"$1\r\na\r\n"
+            c.send_command("GET", k)
+            c.send_command("SET", k, "b")
+            c.send_command("GET", k)
+            assert c.read_raw_replies(3) == [b"$1\r\na\r\n", b"+OK\r\n", b"$1\r\nb\r\n"]
