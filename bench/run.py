@@ -13,6 +13,10 @@ respcache against Redis's own figure), the staleness window of client tracking, 
 against the servers' own counters (INFO proxy of respcache, INFO commandstats of Redis), because
 redis-benchmark counts error replies as successful requests.
 
+The cluster_* scenarios start a Redis Cluster of 3 masters of their own (ports below the ephemeral
+range, bus ports + 10000) and compare respcache in front of it (--backend redis+cluster://) with
+redis-benchmark --cluster straight to the masters, on the same keys.
+
 Only the Python standard library is used. Every process started is stopped by its pid when the run
 ends, also on Ctrl-C or SIGTERM. See bench/README.md.
 """
@@ -53,6 +57,8 @@ KEY_LEN = 16             # "key:" + 12 digits, redis-benchmark's __rand_int__ na
 HASH_KEYS = 1000         # hashes of the HGETALL scenario (redis-benchmark -r 1000)
 HASH_FIELDS = 50         # fields per hash, 10-byte values
 CACHE_TTL = "3600s"      # long enough that nothing expires during a run (hit scenarios stay hits)
+CLUSTER_MASTERS = 3      # masters of the Redis Cluster scenarios (no replicas)
+CLUSTER_BUS_OFFSET = 10000  # a cluster node's bus listens on its port + 10000
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -223,6 +229,15 @@ def info(port: int, section: str) -> Dict[str, str]:
     return out
 
 
+def info_cluster(port: int) -> Dict[str, str]:
+    """CLUSTER INFO of the node on `port`, as a dict."""
+    with Conn(port, timeout=10) as c:
+        text = c.call("CLUSTER", "INFO")
+    if not isinstance(text, bytes):
+        raise RuntimeError(f"CLUSTER INFO on port {port} answered {text!r}")
+    return dict(line.split(":", 1) for line in text.decode(errors="replace").splitlines() if ":" in line)
+
+
 def pipelined(port: int, count: int, make: Callable[[int], bytes], check: Callable[[int, object], bool],
               batch: int = 1000, start: int = 0) -> int:
     """Sends make(i) for i in [start, start+count) in batches on one connection; returns how many
@@ -245,6 +260,45 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """Whether `port` can be bound on HOST now (without SO_REUSEADDR: a port in TIME_WAIT counts as taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (32768 unless configured otherwise)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def cluster_ports(count: int, avoid: Sequence[int] = ()) -> List[int]:
+    """`count` ports P for cluster nodes, each free with its bus port P + 10000 free too, all below the
+    ephemeral range (so no outgoing connection takes one meanwhile) and so below 55536. Scanned from a
+    random start, so that two harnesses started together rarely try the same ports."""
+    top = min(ephemeral_low(), 65536) - CLUSTER_BUS_OFFSET  # P and P + 10000 both below the range
+    low = 10000
+    if top - low < 100:
+        raise RuntimeError(f"no room for cluster ports below the ephemeral range (starts at {ephemeral_low()})")
+    start = random.randrange(low, top)
+    out: List[int] = []
+    for i in range(top - low):
+        p = low + (start - low + i) % (top - low)
+        if p in avoid or any(abs(p - q) == CLUSTER_BUS_OFFSET for q in out):
+            continue
+        if port_is_free(p) and port_is_free(p + CLUSTER_BUS_OFFSET):
+            out.append(p)
+            if len(out) == count:
+                return out
+    raise RuntimeError(f"found only {len(out)} free port pairs P, P+{CLUSTER_BUS_OFFSET} below {top + CLUSTER_BUS_OFFSET}")
 
 
 def raise_nofile() -> None:
@@ -396,6 +450,63 @@ class Procs:
                 return c.call("GET", "bench:twemproxy-ready") is None  # forwarded to Redis
         wait_until(ready, 10, f"{name} to forward a GET", p)
         return p
+
+    def start_cluster(self, name: str, masters: int) -> tuple:
+        """A Redis Cluster of `masters` masters and no replicas: redis-server --cluster-enabled yes on free
+        ports below the ephemeral range (and their bus ports, + 10000), joined with redis-cli --cluster
+        create; returns (nodes, record) once every node reports cluster_state:ok and knows all the others.
+        A node that fails to start (a port taken meanwhile) is stopped with the others and the cluster is
+        tried again on other ports, at most 3 times."""
+        d = self.workdir / name
+        d.mkdir(exist_ok=True)
+        tried: List[int] = []
+        for attempt in range(3):
+            ports = cluster_ports(masters, tried)
+            tried += ports
+            nodes = []
+            try:
+                for port in ports:
+                    argv = ["redis-server", "--port", str(port), "--cluster-enabled", "yes",
+                            "--cluster-config-file", str(d / f"nodes-{port}.conf"), "--save", "",
+                            "--appendonly", "no", "--bind", HOST, "--dir", str(d), "--daemonize", "no",
+                            "--logfile", ""]
+                    nodes.append(self._spawn(f"{name}-{port}", "redis", argv, self.workdir / f"{name}-{port}.log"))
+                    nodes[-1].port = port
+                for p in nodes:
+                    def ready(port=p.port) -> bool:
+                        with Conn(port, timeout=2) as c:
+                            return c.call("PING") == "PONG"
+                    wait_until(ready, 10, f"{p.name} to answer PING", p)
+            except RuntimeError as e:
+                for p in nodes:
+                    self.stop(p)
+                if attempt == 2:
+                    raise
+                print(f"  cluster nodes on {ports} did not start ({e}); trying other ports", flush=True)
+                continue
+            break
+        create = ["redis-cli", "--cluster", "create", *(f"{HOST}:{p.port}" for p in nodes), "--cluster-yes"]
+        t0 = time.monotonic()
+        try:
+            r = subprocess.run(create, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:  # subprocess.run has killed it (by pid)
+            raise RuntimeError(f"{' '.join(create)} did not end within 60 s")
+        (self.workdir / f"{name}-create.log").write_text(r.stdout + r.stderr)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(create)} exited {r.returncode}: {(r.stderr or r.stdout).strip()[-300:]}")
+        def ok() -> bool:
+            for p in nodes:
+                if not p.alive():
+                    raise RuntimeError(f"{p.name} exited: {p.log_tail()}")
+                i = info_cluster(p.port)
+                if i.get("cluster_state") != "ok" or int(i.get("cluster_known_nodes", 0)) != masters:
+                    return False
+            return True
+        wait_until(ok, 30, f"cluster_state:ok on all {masters} nodes, each knowing the others")
+        record = {"ports": [p.port for p in nodes], "bus_ports": [p.port + CLUSTER_BUS_OFFSET for p in nodes],
+                  "create_command": " ".join(create), "seconds_to_ok": round(time.monotonic() - t0, 2),
+                  "node_args": [a if not a.endswith(".conf") else "<dir>/nodes-<port>.conf" for a in nodes[0].argv]}
+        return nodes, record
 
     def stop(self, p: Proc) -> None:
         if p.exit_status is not None:
@@ -572,7 +683,7 @@ def watch_resp3(port: int, want: int) -> Callable[[subprocess.Popen], Dict]:
 @dataclass
 class Target:
     label: str
-    kind: str                # respcache | redis | twemproxy
+    kind: str                # respcache | redis | twemproxy | cluster (the masters of the Redis Cluster)
     instance: str            # which process (a key of Bench.instances)
 
 
@@ -596,6 +707,7 @@ class Scenario:
     hit_ratio_expected: Optional[float] = None  # a partial-hit scenario's ratio by construction (checked)
     parts: List[List[str]] = field(default_factory=list)  # mode together: redis-benchmark args of each process
     tls: bool = False        # redis-benchmark --tls to the targets' TLS ports (mode rps)
+    reads_missing: bool = False  # the load reads keys that do not exist (Redis must count them as misses)
 
     @property
     def command(self) -> str:
@@ -610,6 +722,7 @@ class Scenario:
 
 COMMON = ["-r", str(KEYS), "-d", str(VALUE_SIZE)]
 RESPCACHE, REDIS, TWEM = "respcache", "Redis direct", "twemproxy"
+CLUSTER = "Redis Cluster direct"
 
 
 def custom_load(r: int, *command: str) -> Dict:
@@ -644,6 +757,32 @@ NO_RESP3 = "n/a (no RESP3)"
 def two(instance: str) -> List[Target]:
     """The RESP3 rows: twemproxy does not speak RESP3 (it closes the connection at HELLO)."""
     return [Target(RESPCACHE, "respcache", instance), Target(REDIS, "redis", "redis")]
+
+
+# The Redis Cluster rows: redis-benchmark --cluster gives each of its connections one master, in turn
+# (connection i: the i-th master of CLUSTER NODES modulo their number), and redis-benchmark 7.0 writes
+# into each key's {tag} the hash tag of that master's first slot, from a fixed table: for 3 masters made
+# by redis-cli --cluster create, {06S}, {8M}} and {63n} (a 2-character tag is padded with '}'), so
+# `GET key:{tag}:__rand_int__` with -r 100000 reads key:{06S}:000000012345 ... (seen with MONITOR).
+# respcache is loaded with the same keys from plain redis-benchmark processes, one per master with that
+# master's tag written in (the tags are learnt from the cluster at the start: Bench.probe_cluster_tags).
+CLUSTER_VALUE = "v" * VALUE_SIZE  # what the cluster SET rows write (a custom command: -d does not apply)
+CLUSTER_ROWS = ("cluster_get", "cluster_set", "cluster_get_misses")
+
+
+def cluster_targets() -> List[Target]:
+    return [Target(RESPCACHE, "respcache", "cluster"), Target(CLUSTER, "cluster", "redis_cluster")]
+
+
+def cluster_scenario(name: str, title: str, meaning: str, *command: str, reads_missing: bool = False) -> "Scenario":
+    return Scenario(name, title, meaning, "cluster", **custom_load(KEYS, *command), targets=cluster_targets(),
+                    ratio_pairs=[(RESPCACHE, CLUSTER)], reads_missing=reads_missing)
+
+
+CLUSTER_HOW = ("respcache (--backend redis+cluster://, routing, nothing cached) loaded by 3 plain "
+               "redis-benchmark processes at once, one per master with its tag and 17/17/16 of the 50 "
+               "connections, against one redis-benchmark --cluster straight to the masters; same keys, -c, "
+               "-n, -P, -r; requests / wall time of the load.")
 
 
 def zipf_scenario(name: str, instance: str, suffix: str) -> "Scenario":
@@ -784,6 +923,17 @@ def scenarios() -> List[Scenario]:
                           Target("respcache strict", "respcache", "strict")],
                  ratio_pairs=[("respcache tracking", "respcache ttl"),
                               ("respcache strict", "respcache tracking")]),
+        cluster_scenario("cluster_get", "Redis Cluster, 3 masters: GET of existing keys, 50 clients",
+                         f"GET of random keys key:{{tag}}:000000000000 ... among {KEYS:,} per master (each master's "
+                         "keys seeded beforehand with 100-byte values, so every GET finds its key in Redis). "
+                         + CLUSTER_HOW, "GET", "key:{tag}:__rand_int__"),
+        cluster_scenario("cluster_set", "Redis Cluster, 3 masters: SET, 50 clients",
+                         f"SET of random keys key:{{tag}}:... (the keys of the GET row) to a {VALUE_SIZE}-byte "
+                         "value. " + CLUSTER_HOW, "SET", "key:{tag}:__rand_int__", CLUSTER_VALUE),
+        cluster_scenario("cluster_get_misses", "Redis Cluster, 3 masters: GET of missing keys, 50 clients",
+                         "GET of random keys miss:{tag}:... that no one writes: every GET is a miss in Redis "
+                         "(checked with keyspace_misses), a nil reply. " + CLUSTER_HOW,
+                         "GET", "miss:{tag}:__rand_int__", reads_missing=True),
     ]
 
 
@@ -827,6 +977,9 @@ class Bench:
         self.seeded: Dict[bytes, int] = {}  # KeySet prefix -> keys seeded in Redis
         self.twem_resp3: Optional[Dict] = None  # the probe of twemproxy with redis-benchmark -3
         self.certs: Optional[Certs] = None  # made when a TLS scenario first needs them
+        self.cluster_nodes: List[Proc] = []  # the Redis Cluster's masters, started when a scenario first needs them
+        self.cluster_record: Optional[Dict] = None  # ports, tags, the create command, seeding
+        self.cluster_tags: List[str] = []  # redis-benchmark --cluster's hash tag of each master, in node order
 
     # ----- instances, started lazily and restarted (loudly) if one died
     RESPCACHE_ARGS = {
@@ -840,6 +993,7 @@ class Bench:
         "zipf": ["--capacity", str(ZIPF_CAPACITY), "--ttl", CACHE_TTL],
         "zipf_tinylfu": ["--capacity", str(ZIPF_CAPACITY), "--ttl", CACHE_TTL, "--eviction-policy", "tinylfu"],
         "tls": ["--capacity", "200000", "--ttl", CACHE_TTL],  # with the TLS options of tls_instance_args
+        "cluster": [],  # --backend redis+cluster://<the masters>: routes, caches nothing (capacity 0 forced)
     }
 
     def wants_tls(self) -> bool:
@@ -879,8 +1033,13 @@ class Bench:
                    f"{p.log_tail()}; restarting it")
             self.warn(msg)
             self.procs.stop(p)
+        if name == "redis_cluster":
+            return self.redis_cluster()[0]  # the seed node redis-benchmark --cluster is given
         if name == "redis":
             p = self.procs.start_redis("redis", self.tls_certs().server_args() if self.wants_tls() else ())
+        elif name == "cluster":
+            p = self.procs.start_respcache("respcache-cluster", 0, self.RESPCACHE_ARGS[name],
+                                           backend_url=self.cluster_url())
         elif name == "twemproxy":
             p = self.procs.start_twemproxy("twemproxy", self.instance("redis").port)
         else:
@@ -891,9 +1050,125 @@ class Bench:
         return p
 
     def retire(self, name: str) -> None:
+        if name == "redis_cluster":
+            for p in self.cluster_nodes:
+                self.procs.stop(p)
+            self.cluster_nodes = []
+            return
         p = self.instances.pop(name, None)
         if p is not None:
             self.procs.stop(p)
+
+    # ----- the Redis Cluster (3 masters), for the cluster_* scenarios
+    def redis_cluster(self) -> List[Proc]:
+        """The cluster's masters: started, their redis-benchmark hash tags learnt and their keys seeded on
+        first use. Not restarted if a node dies (its keys would be gone): the scenario fails instead."""
+        if self.cluster_nodes:
+            dead = [p for p in self.cluster_nodes if not p.alive()]
+            if dead:
+                raise RuntimeError(f"cluster node {dead[0].name} exited with status {dead[0].popen.returncode}: "
+                                   f"{dead[0].log_tail()}")
+            return self.cluster_nodes
+        if self.cluster_record is not None:
+            raise RuntimeError("the Redis Cluster was already stopped in this run")
+        t0 = time.monotonic()
+        self.cluster_nodes, self.cluster_record = self.procs.start_cluster("cluster", CLUSTER_MASTERS)
+        self.cluster_record["tags"] = self.probe_cluster_tags()
+        self.say(f"Redis Cluster: masters on ports {', '.join(str(p.port) for p in self.cluster_nodes)} (bus ports "
+                 f"+{CLUSTER_BUS_OFFSET}), cluster_state:ok after {self.cluster_record['seconds_to_ok']}s; "
+                 f"redis-benchmark --cluster's hash tags, in that order: {' '.join(self.cluster_tags)}")
+        self.seed_cluster()
+        self.cluster_record["setup_seconds"] = round(time.monotonic() - t0, 1)
+        return self.cluster_nodes
+
+    def cluster_url(self) -> str:
+        return "redis+cluster://" + ",".join(f"{HOST}:{p.port}" for p in self.redis_cluster())
+
+    def probe_cluster_tags(self) -> Dict:
+        """Which hash tag redis-benchmark --cluster writes into {tag} for each master (what the respcache
+        side must send to touch the same keys): a short run of `SET bench:tagprobe:{tag} 1` with a few
+        connections per master, then each master's keys. One tag per master is expected: redis-benchmark
+        7.0 always writes the tag of its master's first slot (later versions draw one of the master's
+        slots per request, a key space this harness cannot seed: the probe then stops the cluster rows)."""
+        nodes = self.cluster_nodes
+        prefix = b"bench:tagprobe:"
+        args = ["--cluster", "-c", str(3 * len(nodes)), "-n", str(30 * len(nodes)), "SET", prefix.decode() + "{tag}", "1"]
+        r = subprocess.run(rb_argv(nodes[0].port, args), capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise RuntimeError(f"tag probe: redis-benchmark --cluster exited {r.returncode}: {r.stderr.strip()[-300:]}")
+        found = {}
+        for p in nodes:
+            with Conn(p.port) as c:
+                keys, cursor = [], b"0"
+                while True:
+                    cursor, batch = c.call("SCAN", cursor, "MATCH", prefix + b"*", "COUNT", "1000")
+                    keys += batch
+                    if cursor == b"0":
+                        break
+                if len(keys) != 1:
+                    raise RuntimeError(f"tag probe: {p.name} holds {len(keys)} keys {prefix.decode()}* "
+                                       f"({[k.decode() for k in keys][:5]}), one expected")
+                c.call("DEL", keys[0])
+            found[p.port] = keys[0][len(prefix):].decode()
+        self.cluster_tags = [found[p.port] for p in nodes]
+        return {"command": rb_template(args), "tags_by_port": found,
+                "keys_seen": [f"{prefix.decode()}{t}" for t in self.cluster_tags]}
+
+    def cluster_keyset(self, i: int, prefix: str = "key:") -> KeySet:
+        """The keys of master i as redis-benchmark --cluster names them: prefix + tag + ':' + 12 digits."""
+        pre = f"{prefix}{self.cluster_tags[i]}:".encode()
+        name = lambda j: b"%s%012d" % (pre, j)
+        value = lambda j: (name(j) + b":").ljust(VALUE_SIZE, b"v")
+        return KeySet(pre, KEYS, lambda j: encode(b"SET", name(j), value(j)), lambda j: encode(b"GET", name(j)), value)
+
+    def seed_cluster(self) -> None:
+        """Writes key:{tag}:000000000000 ... (KEYS per master, 100-byte values) on the master of each tag,
+        then checks respcache in front of the cluster against the masters."""
+        t0 = time.monotonic()
+        for i, p in enumerate(self.cluster_nodes):
+            ks = self.cluster_keyset(i)
+            bad = pipelined(p.port, ks.count, ks.write, lambda j, r: r == "OK")
+            if bad:
+                raise RuntimeError(f"seeding {ks.prefix.decode()}... on {p.name}: {bad} writes failed")
+            with Conn(p.port) as c:
+                n = c.call("DBSIZE")
+            if n != ks.count:
+                raise RuntimeError(f"seeding the cluster: {p.name} holds {n} keys, {ks.count} expected")
+        total = KEYS * len(self.cluster_nodes)
+        self.cluster_record["seeded_keys"] = total
+        self.say(f"seeded {total} keys key:{{tag}}:000000000000 ... key:{{tag}}:{KEYS - 1:012d} "
+                 f"({KEYS} per master) in {time.monotonic() - t0:.1f}s")
+        self.cluster_sanity()
+
+    def cluster_sanity(self) -> None:
+        """Spot check through respcache in cluster mode: GETs of every 997th key of each master, an MGET
+        across the three masters (split by respcache) and a GET of a missing key return what the masters
+        hold."""
+        rc = self.instance("cluster")
+        wrong, checked = [], 0
+        with Conn(rc.port) as c:
+            for i, p in enumerate(self.cluster_nodes):
+                ks = self.cluster_keyset(i)
+                for j in range(0, KEYS, 997):
+                    got = c.call("GET", ks.name(j))
+                    checked += 1
+                    if got != ks.value(j):
+                        wrong.append(f"GET {ks.name(j).decode()}: {str(got)[:120]}")
+            sets = [self.cluster_keyset(i) for i in range(len(self.cluster_nodes))]
+            got = c.call("MGET", *(ks.name(7) for ks in sets))
+            if got != [ks.value(7) for ks in sets]:
+                wrong.append(f"MGET across the masters: {str(got)[:200]}")
+            got = c.call("GET", f"miss:{self.cluster_tags[0]}:000000000007")
+            if got is not None:
+                wrong.append(f"GET of a missing key: {str(got)[:120]}")
+        if wrong:
+            self.warn(f"cluster sanity: {len(wrong)} of {checked + 2} replies through respcache differ from the "
+                      f"masters', first: {wrong[0]}")
+        else:
+            self.say(f"cluster sanity check passed: {checked} GETs, an MGET across the masters and a missing key "
+                     f"through respcache return what the masters hold")
+        self.cluster_record["sanity_wrong_replies"] = len(wrong)
 
     def warn(self, msg: str) -> None:
         self.warnings.append(msg)
@@ -1090,14 +1365,18 @@ class Bench:
     # ----- sizing
     def calibrate(self, sc: Scenario) -> int:
         """Requests for a run of about --duration seconds, from a short run against Redis direct (the
-        same -n is then used for every target and round of the scenario)."""
-        key = " ".join(sc.args) + (" (TLS)" if sc.tls else "")
+        same -n is then used for every target and round of the scenario). The cluster rows calibrate
+        against the cluster direct (redis-benchmark --cluster)."""
+        key = " ".join(sc.args) + (" (TLS)" if sc.tls else "") + (" (cluster)" if sc.mode == "cluster" else "")
         if key in self.calibrated:
             return self.calibrated[key]
         probe_n = 5000 if rb_clients(sc.args) == 1 else 20000
         if "-P" in sc.args:
             probe_n *= 4
-        port, tls = self.bench_port(sc, self.instance("redis"))
+        if sc.mode == "cluster":
+            port, tls = self.instance("redis_cluster").port, ["--cluster"]
+        else:
+            port, tls = self.bench_port(sc, self.instance("redis"))
         r = rb_run(port, ["-n", str(probe_n), *tls, *sc.args], sc.test, timeout=120)
         n = int(r["rps"] * self.duration)
         n = max(2000, min(n, 5_000_000))
@@ -1209,6 +1488,10 @@ class Bench:
                 if hr is not None:
                     extra += f"  hit ratio {hr:.4f}"
                 self.say(f"  round {rnd + 1}  {t.label:<24} {run['rps']:>12,.0f} rps{extra}")
+        return self.summarize(sc, res)
+
+    def summarize(self, sc: Scenario, res: Dict) -> Dict:
+        """Medians, min and max over the rounds of each target, and the scenario's ratios."""
         for label, tr in res["targets"].items():
             rps = [r["rps"] for r in tr["runs"]]
             tr.update({"median_rps": median(rps), "min_rps": min(rps), "max_rps": max(rps)})
@@ -1241,6 +1524,131 @@ class Bench:
             self.say(f"  median {key}: " + ", ".join(f"{k} {v:.2f}x" for k, v in res["ratios"][key].items()))
         res["loadavg_after"] = os.getloadavg()
         return res
+
+    # ----- the Redis Cluster rows
+    def cluster_parts(self, sc: Scenario, n: int) -> List[tuple]:
+        """The respcache side of a cluster row: one plain redis-benchmark per master, at once, with the
+        connections redis-benchmark --cluster gives that master (connection i goes to master i modulo
+        their number: 17, 17, 16 of 50), that master's tag written into {tag}, and requests in proportion
+        to connections. Returns (args, test) for rb_together."""
+        total, k = rb_clients(sc.args), len(self.cluster_tags)
+        clients = [total // k + (1 if i < total % k else 0) for i in range(k)]
+        i_c = sc.args.index("-c")
+        parts = []
+        for tag, c in zip(self.cluster_tags, clients):
+            a = [w.replace("{tag}", tag) for w in sc.args]
+            a[i_c + 1] = str(c)
+            parts.append(a)
+        return [(["-n", str(m), *a], sc.test.replace("{tag}", tag))
+                for m, a, tag in zip(split_by_clients(n, parts), parts, self.cluster_tags)]
+
+    def cluster_snapshot(self, sc: Scenario, target: Target, port: int) -> Dict:
+        """The masters' counters, summed (and the command's calls per master), and respcache's own."""
+        r: Dict = {"per_master_calls": []}
+        for p in self.cluster_nodes:
+            cs, st = info(p.port, "commandstats"), info(p.port, "stats")
+            for cmd in dict.fromkeys(("get", "set", sc.command)):
+                v = int(cs.get(f"cmdstat_{cmd}", "calls=0").split(",")[0].split("=")[1])
+                r[f"redis_{cmd}_calls"] = r.get(f"redis_{cmd}_calls", 0) + v
+                if cmd == sc.command:
+                    r["per_master_calls"].append(v)
+            for k_, f in (("redis_error_replies", "total_error_replies"), ("redis_keyspace_misses", "keyspace_misses"),
+                          ("redis_keyspace_hits", "keyspace_hits")):
+                r[k_] = r.get(k_, 0) + int(st.get(f, "0"))
+        if target.kind == "respcache":
+            px = info(port, "proxy")
+            for k_ in ("cache_hits", "cache_misses", "backend_errors", "protocol_errors", "forwarded_commands",
+                       "output_buffer_disconnects", "rejected_connections"):
+                r[k_] = int(px.get(k_, "0"))
+        return r
+
+    def cluster_check(self, sc: Scenario, target: Target, n: int, before: Dict, after: Dict) -> Dict:
+        d = {k_: after[k_] - before[k_] for k_ in after if k_ != "per_master_calls"}
+        d["per_master_calls"] = [a - b for a, b in zip(after["per_master_calls"], before["per_master_calls"])]
+        notes = []
+        cmd = sc.command.upper()
+        if d["redis_error_replies"]:
+            notes.append(f"the masters sent {d['redis_error_replies']} error replies (MOVED and ASK count)")
+        if d[f"redis_{sc.command}_calls"] < n:
+            notes.append(f"the masters ran {d[f'redis_{sc.command}_calls']} {cmd}s, {n} were sent")
+        if sc.command == "get" and sc.reads_missing and d["redis_keyspace_misses"] < n:
+            notes.append(f"the masters counted {d['redis_keyspace_misses']} misses for {n} GETs of missing keys")
+        if sc.command == "get" and not sc.reads_missing and d["redis_keyspace_misses"]:
+            notes.append(f"the masters saw {d['redis_keyspace_misses']} GETs of missing keys")
+        calls = d["per_master_calls"]
+        if sum(calls) and min(calls) < 0.2 * sum(calls):
+            notes.append(f"{cmd}s per master {calls}: one got less than a fifth")
+        if target.kind == "respcache":
+            answered = d["cache_hits"] + d["cache_misses"]
+            if sc.command == "get" and answered < n:
+                notes.append(f"respcache counted {answered} cache lookups, redis-benchmark sent {n} GETs")
+            if d["cache_hits"]:
+                notes.append(f"respcache served {d['cache_hits']} hits: it caches in cluster mode now, and this "
+                             f"row no longer measures routing alone")
+            for k_ in ("backend_errors", "protocol_errors", "output_buffer_disconnects", "rejected_connections"):
+                if d[k_]:
+                    notes.append(f"respcache {k_} +{d[k_]}")
+            d["hit_ratio"] = round(d["cache_hits"] / answered, 6) if answered else None
+        d["problems"] = notes
+        for m in notes:
+            self.warn(f"{sc.name} / {target.label}: {m}")
+        return d
+
+    def run_cluster_scenario(self, sc: Scenario) -> Dict:
+        """A cluster row: respcache in front of the cluster (plain redis-benchmark, one process per
+        master) against redis-benchmark --cluster straight to the masters, alternated for --rounds."""
+        self.say(f"\n== {sc.name}: {sc.title}")
+        nodes = self.redis_cluster()
+        for t in sc.targets:
+            self.instance(t.instance)
+        n = self.calibrate(sc)
+        parts = self.cluster_parts(sc, n)
+        direct = ["-n", str(n), "--cluster", *sc.args]
+        res = {"title": sc.title, "meaning": sc.meaning, "mode": sc.mode, "requests_per_run": n,
+               "rounds": self.rounds, "targets": {}, "ratios": {}, "loadavg_before": os.getloadavg(),
+               "cluster_tags": list(self.cluster_tags),
+               "respcache_side_connections": [rb_clients(a) for a, _ in parts],
+               "commands": {RESPCACHE: [rb_template(a) for a, _ in parts], CLUSTER: rb_template(direct)}}
+        timeout = max(120.0, 30 * self.duration)
+        for t in sc.targets:
+            res["targets"][t.label] = {"kind": t.kind, "instance": t.instance, "runs": []}
+        for rnd in range(self.rounds):
+            for t in sc.targets:
+                p = self.instance(t.instance)
+                run: Dict = {"round": rnd + 1}
+                before = self.cluster_snapshot(sc, t, p.port)
+                pids = [q.pid for q in nodes]
+                def cluster_cpu() -> Optional[float]:
+                    xs = [cpu_seconds(pid) for pid in pids]
+                    return None if None in xs else sum(xs)
+                cpu_before = (cpu_seconds(p.pid) if t.kind == "respcache" else cluster_cpu(), cluster_cpu())
+                if t.kind == "respcache":
+                    tg = rb_together(p.port, parts, timeout)
+                    run.update({"seconds": tg["seconds"], "parts": tg["runs"],
+                                "argv": [rb_argv(p.port, a) for a, _ in parts]})
+                else:
+                    r = rb_run(p.port, direct, sc.test, timeout)
+                    run.update(r)
+                    run["redis_benchmark_rps"] = r["rps"]  # its own figure (from its first request on)
+                    run["argv"] = rb_argv(p.port, direct)
+                run["rps"] = round(n / run["seconds"], 2)
+                # CPU per request: respcache's process (+ the masters behind it); for the direct row the
+                # masters' CPU is both figures.
+                cpu_after = (cpu_seconds(p.pid) if t.kind == "respcache" else cluster_cpu(), cluster_cpu())
+                if None not in cpu_before and None not in cpu_after:
+                    run["cpu_us_per_request"] = round((cpu_after[0] - cpu_before[0]) * 1e6 / n, 2)
+                    run["redis_cpu_us_per_request"] = round((cpu_after[1] - cpu_before[1]) * 1e6 / n, 2)
+                dead = [q for q in [p, *nodes] if not q.alive()]
+                if dead:
+                    self.warn(f"{dead[0].name} died during {sc.name}: status {dead[0].popen.returncode}: "
+                              f"{dead[0].log_tail()}")
+                    run["problems"] = ["server died"]
+                else:
+                    run["counters"] = self.cluster_check(sc, t, n, before, self.cluster_snapshot(sc, t, p.port))
+                res["targets"][t.label]["runs"].append(run)
+                self.say(f"  round {rnd + 1}  {t.label:<24} {run['rps']:>12,.0f} rps"
+                         f"  {sc.command.upper()}s per master {run.get('counters', {}).get('per_master_calls')}")
+        return self.summarize(sc, res)
 
     # ----- staleness window (issue 4.7)
     def staleness(self) -> Dict:
@@ -1414,7 +1822,7 @@ class Bench:
               f"processes and logs in {self.workdir}", flush=True)
         wanted = [s for s in scenarios() if not only or s.name in only]
         extras = [e for e in EXTRA if not only or e in only]
-        if wanted or "staleness" in extras:
+        if any(s.mode != "cluster" for s in wanted) or "staleness" in extras:
             self.instance("redis")
             self.seed()
             self.instance("main")
@@ -1422,13 +1830,14 @@ class Bench:
             self.sanity()
         for sc in wanted:
             try:
-                self.results["scenarios"][sc.name] = self.run_scenario(sc)
+                run = self.run_cluster_scenario if sc.mode == "cluster" else self.run_scenario
+                self.results["scenarios"][sc.name] = run(sc)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as e:
                 self.results["errors"].append(f"{sc.name}: {e}")
                 self.warn(f"scenario {sc.name} failed: {e}")
-            for inst in (i for i in self.RESPCACHE_ARGS if i != "main"):
+            for inst in [*(i for i in self.RESPCACHE_ARGS if i != "main"), "redis_cluster"]:  # respcache first
                 if not any(t.instance == inst for s in wanted[wanted.index(sc) + 1:] for t in s.targets):
                     self.retire(inst)
         self.results["resp3_vs_resp2"] = resp3_vs_resp2(self.results["scenarios"])
@@ -1447,6 +1856,8 @@ class Bench:
                 self.warn(f"{name} failed: {e}")
         self.procs.stop_all()
         self.results["settings"]["seeded_keys"] = {k.decode() + "...": v for k, v in self.seeded.items()}
+        if self.cluster_record is not None:
+            self.results["settings"]["cluster"] = self.cluster_record
         self.results["anomalies"] = self.procs.anomalies
         self.results["warnings"] = self.warnings
         self.results["loadavg_end"] = os.getloadavg()
@@ -1641,6 +2052,41 @@ def markdown(res: Dict) -> str:
                          "medians from this run (1.00x: a RESP3 hit costs what a RESP2 hit costs; Redis direct "
                          "for reference): " + "; ".join(parts) + ".")
                 L.append("")
+    cl_rows = [n for n in CLUSTER_ROWS if n in sc]
+    if cl_rows:
+        cr = res["settings"].get("cluster", {})
+        tags = cr.get("tags", {}).get("tags_by_port", {})
+        conns = sc[cl_rows[0]].get("respcache_side_connections", [])
+        L.append(f"Redis Cluster rows: {len(cr.get('ports', []))} masters, no replicas (redis-server "
+                 f"--cluster-enabled yes on ports {', '.join(str(x) for x in cr.get('ports', []))}, joined with "
+                 f"`redis-cli --cluster create`), {cr.get('seeded_keys', 0):,} keys seeded. respcache: `--backend "
+                 f"redis+cluster://` with the masters as seeds (routes each command to its slot's master; "
+                 f"caches nothing in cluster mode), loaded by {len(tags)} plain redis-benchmark processes at "
+                 f"once, one per master with its hash tag ({', '.join(f'`{t}`' for t in tags.values())}) and "
+                 f"its share of the connections ({' + '.join(str(c) for c in conns)}: `redis-benchmark "
+                 f"--cluster` gives connection i to master i modulo {len(conns)}), requests in proportion; Redis "
+                 f"Cluster direct: one `redis-benchmark --cluster` process. Same keys, -c, -n, -P and -r; "
+                 f"requests / wall time of the load, median over rounds [min–max]. CPU per request from "
+                 f"/proc/<pid>/stat around each run: respcache's process (+ the three masters' together), "
+                 f"and the masters' for the direct runs.")
+        L.append("")
+        L.append(f"| scenario | {RESPCACHE} | {CLUSTER} | respcache / cluster direct | CPU µs/request: respcache "
+                 f"(+ masters) | CPU µs/request: masters direct | (respcache + masters) / direct |")
+        L.append("|---|---|---|---|---|---|---|")
+        for n in cl_rows:
+            s_ = sc[n]
+            rc_, cd = s_["targets"][RESPCACHE], s_["targets"][CLUSTER]
+            ratio = s_["ratios"][f"{RESPCACHE} / {CLUSTER}"]["rps"]
+            if "median_cpu_us_per_request" in rc_ and "median_cpu_us_per_request" in cd:
+                own, behind, direct = (rc_["median_cpu_us_per_request"], rc_["median_redis_cpu_us_per_request"],
+                                       cd["median_cpu_us_per_request"])
+                cpu = (f"{own:.1f} (+ {behind:.1f}) | {direct:.1f} | "
+                       + (f"{(own + behind) / direct:.2f}x" if direct else "n/a"))
+            else:
+                cpu = "n/a | n/a | n/a"
+            L.append(f"| {s_['title']} | {k(rc_['median_rps'])} [{k(rc_['min_rps'])}–{k(rc_['max_rps'])}] | "
+                     f"{k(cd['median_rps'])} [{k(cd['min_rps'])}–{k(cd['max_rps'])}] | {ratio:.2f}x | {cpu} |")
+        L.append("")
     for n, label in (("scaling", "Scaling"), ("tracking", "Invalidation")):
         if n in sc:
             s = sc[n]
@@ -1680,7 +2126,10 @@ def markdown(res: Dict) -> str:
     L.append("```")
     for n, s in sc.items():
         c = s["commands"]
-        if isinstance(c, dict):
+        if s.get("mode") == "cluster":
+            L.append(f"# {n}, {RESPCACHE}: all at once (<port>: respcache's)\n" + "\n".join(c[RESPCACHE])
+                     + f"\n# {n}, {CLUSTER} (<port>: a master's)\n{c[CLUSTER]}")
+        elif isinstance(c, dict):
             L.append(f"# {n}: both at once\n{c['get']}\n{c['set']}")
         elif isinstance(c, list):
             L.append(f"# {n}: all at once\n" + "\n".join(c))
@@ -1723,7 +2172,7 @@ def main() -> int:
     opts.bin = str(Path(opts.bin).resolve())
     if not os.access(opts.bin, os.X_OK):
         ap.error(f"--bin {opts.bin} is not an executable (run `make build` first)")
-    for tool in ("redis-server", "redis-benchmark", "nutcracker"):
+    for tool in ("redis-server", "redis-benchmark", "redis-cli", "nutcracker"):
         if shutil.which(tool) is None:
             ap.error(f"{tool} not found on PATH (make deps installs it)")
 
