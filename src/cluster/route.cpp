@@ -1,7 +1,6 @@
 #include "respcache/cluster/route.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <string>
 
 #include "respcache/cluster/slots.hpp"
@@ -31,12 +30,12 @@ constexpr fanned kFanout[] = {
     {"function|flush", merge::all_ok}, {"function|delete", merge::all_ok}, {"function|restore", merge::all_ok},
 };
 
-// The name as the catalog knows it ("script|load"), from the arguments when the command is unknown.
-std::string name_of(std::span<const std::string_view> args, const command::command_info* info) {
+// The name as the catalog knows it ("script|load"), from the arguments (lower-cased into `buf`) when
+// the command is unknown.
+std::string_view name_of(std::span<const std::string_view> args, const command::command_info* info,
+                         std::span<char> buf) {
     if (info != nullptr) return info->name;
-    std::string out(args[0]);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
+    return util::to_lower(args[0], buf);
 }
 
 bool answered_here(std::string_view name) {
@@ -88,10 +87,11 @@ std::optional<unsigned __int128> from_decimal(std::string_view s) {
 
 }  // namespace
 
-route plan(std::span<const std::string_view> args, const command::command_info* info) {
+route plan(std::span<const std::string_view> args, const command::command_info* info, command::key_set& keys) {
     route r;
     if (args.empty()) return r;
-    const std::string name = name_of(args, info);
+    char buf[32];
+    const std::string_view name = name_of(args, info, buf);
     if (answered_here(name)) {
         r.how = route::kind::local;
         r.reply = kClusterDisabled;
@@ -106,7 +106,7 @@ route plan(std::span<const std::string_view> args, const command::command_info* 
     for (const splittable& s : kSplittable)
         if (s.name == name && args.size() > s.step) return split_by_slot(args, s);
     if (info == nullptr) return r;
-    const command::key_set keys = command::catalog::keys(*info, args);
+    command::catalog::keys(*info, args, keys);
     if (keys.keys.empty()) return r;
     r.how = route::kind::slot;
     r.slot = key_slot(keys.keys.front());
@@ -117,6 +117,11 @@ route plan(std::span<const std::string_view> args, const command::command_info* 
             return r;
         }
     return r;
+}
+
+route plan(std::span<const std::string_view> args, const command::command_info* info) {
+    command::key_set keys;
+    return plan(args, info, keys);
 }
 
 std::optional<scan_position> decode_scan_cursor(std::string_view cursor, std::uint16_t masters) {

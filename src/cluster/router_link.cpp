@@ -1,6 +1,7 @@
 #include "respcache/cluster/router_link.hpp"
 
 #include <algorithm>
+#include <deque>
 
 #include <boost/asio/post.hpp>
 
@@ -23,7 +24,7 @@ constexpr std::string_view kExecAbort = "-EXECABORT Transaction discarded becaus
 struct router_link::unit {
     route r;
     std::string_view raw;              // the command as sent: a slice of the batch's bytes
-    std::vector<std::string> commands;  // split: one per group; scan: the one for its master
+    std::deque<std::string> commands;  // split: one per group; scan: the one for its master (stable: parts view them)
     std::string prelude;               // sent before it on the same node (a deferred MULTI)
     std::optional<node_address> to;    // set when the transaction rules chose the node
     std::string_view replace;          // a reply that replaces whatever Redis answers (EXECABORT)
@@ -56,8 +57,8 @@ struct router_link::batch {
 // One request on one master's connection, for one unit (one piece of it).
 class router_link::part final : public backend::request {
 public:
-    part(router_link& owner, batch& b, std::size_t unit, std::size_t piece, std::string command, node_address to)
-        : owner_(owner), b_(b), unit_(unit), piece_(piece), command_(std::move(command)), to_(std::move(to)) {}
+    part(router_link& owner, batch& b, std::size_t unit, std::size_t piece, std::string_view command, node_address to)
+        : owner_(owner), b_(b), unit_(unit), piece_(piece), command_(command), to_(std::move(to)) {}
 
     void on_reply(std::size_t index, std::string_view bytes) override {
         if (index < skip_) return;
@@ -73,7 +74,7 @@ public:
     std::size_t got_ = 0;    // replies received
     std::size_t piece_;
     bool follow_ = true;     // MOVED and ASK are followed (not inside a transaction)
-    std::string command_;  // without the prelude
+    std::string_view command_;  // without the prelude: the batch's bytes, or its unit's (both outlive it)
     std::string prelude_;  // ASKING, or a deferred MULTI, whose replies are nobody's
     std::uint32_t skip_ = 0;
     node_address to_;
@@ -87,7 +88,8 @@ router_link::router_link(asio::any_io_executor ex, backend::connection_options o
       topo_(std::move(topo)),
       find_(std::move(find)),
       redirect_for_(std::move(redirect_for)),
-      dedicated_(!options_.reconnect) {}
+      dedicated_(!options_.reconnect),
+      parser_(options_.limits) {}
 
 router_link::~router_link() {
     close();
@@ -250,7 +252,8 @@ void router_link::fail_unrouted(std::string_view reason) {
 
 void router_link::route_batch(batch& b) {
     b.routed = true;
-    resp::request_parser parser(options_.limits);
+    resp::request_parser& parser = parser_;
+    parser.reset();
     std::string_view rest = b.bytes;
     while (!rest.empty()) {
         const resp::parse_result res = parser.parse(rest);
@@ -282,7 +285,7 @@ void router_link::route_batch(batch& b) {
 
 void router_link::plan_unit(batch& b, unit& u, std::span<const std::string_view> args) {
     const command::command_info* info = find_ ? find_(args) : nullptr;
-    u.r = plan(args, info);
+    u.r = plan(args, info, keys_scratch_);
     if (args.size() >= 2 && util::iequals(args[0], "client")) {
         if (util::iequals(args[1], "caching")) b.tracked_read = true;
         if (args.size() >= 5 && util::iequals(args[1], "tracking") && util::iequals(args[2], "on") &&
@@ -424,8 +427,8 @@ void router_link::dispatch(batch& b, std::size_t index, const node_address& keyl
     u.pieces.resize(parts.size());
     const bool follow = !(dedicated_ && (txn_.open || txn_.watching));
     for (std::size_t i = 0; i < parts.size(); ++i) {
-        std::string command = u.tracking_on ? tracking_command_for(parts[i].to) : std::string(parts[i].command);
-        auto p = std::make_unique<part>(*this, b, index, i, std::move(command), std::move(parts[i].to));
+        if (u.tracking_on) parts[i].command = u.commands.emplace_back(tracking_command_for(parts[i].to));
+        auto p = std::make_unique<part>(*this, b, index, i, parts[i].command, std::move(parts[i].to));
         p->follow_ = follow;
         if (i == 0 && !u.prelude.empty()) {
             p->prelude_ = u.prelude;
@@ -468,7 +471,8 @@ void router_link::send_part(part& p) {
     c.select(db_);
     const auto replies = static_cast<std::uint32_t>(p.skip_ + p.count_);
     if (p.prelude_.empty()) return c.send(p.command_, replies, &p, p.b_.timeout);
-    std::string bytes = p.prelude_ + p.command_;
+    std::string bytes = p.prelude_;
+    bytes.append(p.command_);
     c.send(bytes, replies, &p, p.b_.timeout);
 }
 

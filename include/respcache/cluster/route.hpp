@@ -2,6 +2,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -50,6 +52,8 @@ inline constexpr std::string_view kCrossSlot = "-CROSSSLOT Keys in request don't
 inline constexpr std::string_view kClusterDisabled = "-ERR This instance has cluster support disabled\r\n";
 
 // The route of `args` (the command's name first), `info` its description (nullptr: unknown, keyless).
+// `keys` is scratch space, reused from call to call.
+route plan(std::span<const std::string_view> args, const command::command_info* info, command::key_set& keys);
 route plan(std::span<const std::string_view> args, const command::command_info* info);
 
 // SCAN's cursor across masters: the master's own cursor times the number of masters, plus the master's

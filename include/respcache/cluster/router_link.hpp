@@ -18,6 +18,7 @@
 #include "respcache/backend/connection.hpp"
 #include "respcache/cluster/route.hpp"
 #include "respcache/cluster/topology.hpp"
+#include "respcache/resp/parser.hpp"
 
 namespace respcache::cluster {
 
@@ -134,6 +135,8 @@ private:
     backend::stream_sink* sink_ = nullptr;
     std::optional<node_address> stream_node_;
     std::minstd_rand random_{std::random_device{}()};
+    resp::request_parser parser_;     // reused by every batch
+    command::key_set keys_scratch_;
     std::function<void()> on_ready_;
     std::function<void(std::string_view)> on_down_;
     std::function<void()> on_closing_;
