@@ -568,10 +568,7 @@ def test_slot_migrating_under_the_proxy_ask_is_followed(respcache, redis_cluster
 
 @pytest.mark.parametrize("consistency", [
     "bounded",
-    pytest.param("strict", marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 14: respcache refuses --consistency strict with a redis+cluster:// backend (exit 2, '--consistency "
-        "strict is not available with a redis+cluster:// backend'): read barriers across several channels are not "
-        "built"))),
+    "strict",
 ])
 def test_direct_write_on_the_owner_is_seen(respcache, redis_cluster, consistency):
     """A write made directly on the key's master (SET, DEL, HSET), after reads that cached the old value, is

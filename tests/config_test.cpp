@@ -524,8 +524,6 @@ TEST_CASE("config: a redis+cluster:// backend names its seeds", "[config][cluste
     const config_outcome o = load_config({"--backend", "redis+cluster://127.0.0.1:7000"}, {});
     REQUIRE(o.what == config_outcome::action::run);
     CHECK(o.cfg.backend.cluster());
-    require_usage_error(load_config({"--backend", "redis+cluster://127.0.0.1:7000", "--consistency", "strict"}, {}),
-                        {"consistency strict", "redis+cluster"});
 }
 
 TEST_CASE("config: unknown options and variables are usage errors", "[config]") {

@@ -233,8 +233,13 @@ void router_link::forget_departed() {
 }
 
 void router_link::route_waiting() {
+    // Collected first: routing a batch may answer it, which moves it out of batches_ (it lives on in
+    // retired_ until the next sweep).
+    std::vector<batch*> waiting;
     for (auto& b : batches_)
-        if (!b->routed) route_batch(*b);
+        if (!b->routed) waiting.push_back(b.get());
+    for (batch* b : waiting)
+        if (!closed_) route_batch(*b);
 }
 
 void router_link::fail_unrouted(std::string_view reason) {

@@ -3,6 +3,8 @@
 #include "respcache/backend/connection.hpp"
 #include "respcache/resp/writer.hpp"
 
+#include <vector>
+
 namespace respcache::coherence {
 
 bool tracker::tracking_wanted() const noexcept {
@@ -76,6 +78,33 @@ void tracker::channel_changed() {
     state_.epoch.fetch_add(1, std::memory_order_acq_rel);
     state_.redirect_id.store(1, std::memory_order_release);  // each link names its node's channel itself
     state_.live.store(true, std::memory_order_seq_cst);
+}
+
+void tracker::await_barrier(std::function<void(bool)> done) {
+    const std::size_t nodes = node_count_.load(std::memory_order_acquire);
+    if (nodes == 0) return state_.await_barrier(std::move(done));
+    struct joint {
+        std::atomic<std::size_t> left{0};
+        std::atomic<bool> ok{true};
+        std::function<void(bool)> done;
+        std::atomic<std::uint64_t>* passed = nullptr;
+    };
+    auto j = std::make_shared<joint>();
+    j->done = std::move(done);
+    j->passed = &state_.barriers;
+    std::vector<tracking_state*> active;
+    for (std::size_t i = 0; i < nodes; ++i)
+        if (nodes_[i]->active.load(std::memory_order_seq_cst)) active.push_back(nodes_[i].get());
+    if (active.empty()) return j->done(false);
+    j->left.store(active.size());
+    for (tracking_state* s : active)
+        s->await_barrier([j](bool ok) {
+            if (!ok) j->ok.store(false);
+            if (j->left.fetch_sub(1) != 1) return;
+            const bool all = j->ok.load();
+            if (all) j->passed->fetch_add(1, std::memory_order_relaxed);
+            j->done(all);
+        });
 }
 
 std::int64_t tracker::redirect_for(std::string_view node) const noexcept {

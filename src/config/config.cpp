@@ -227,14 +227,6 @@ std::optional<config_outcome> check_tls(const config& cfg) {
     return std::nullopt;
 }
 
-// What a Redis Cluster backend cannot have: read barriers (they would need one PING per master's channel).
-std::optional<config_outcome> check_cluster(const config& cfg) {
-    if (!cfg.backend.cluster()) return std::nullopt;
-    if (cfg.consistency == consistency_mode::strict)
-        return usage_error("--consistency strict is not available with a redis+cluster:// backend");
-    return std::nullopt;
-}
-
 }  // namespace
 
 config_outcome load_config(const std::vector<std::string>& args, const std::vector<std::string>& environment) {
@@ -254,7 +246,6 @@ config_outcome load_config(const std::vector<std::string>& args, const std::vect
         return usage_error("--consistency strict needs --invalidation tracking (with ttl, direct writes are seen "
                            "only when entries expire)");
     if (auto early = check_tls(cfg)) return std::move(*early);
-    if (auto early = check_cluster(cfg)) return std::move(*early);
     if (!cfg.backend_password_file.empty()) cfg.backend.password = *read_secret_file(cfg.backend_password_file);
     config_outcome out;
     out.cfg = std::move(cfg);

@@ -259,7 +259,7 @@ void client_core::start_barrier() {
     host& h = env_.host;
     // Always answered: the barrier passes, or the channel is declared lost (a PING timeout at worst),
     // which fails it; or the client is gone meanwhile (the answer then finds nobody waiting).
-    env_.coherence.state().await_barrier([weak = std::weak_ptr<barrier_wait>(barrier_), &h](bool ok) {
+    env_.coherence.await_barrier([weak = std::weak_ptr<barrier_wait>(barrier_), &h](bool ok) {
         h.post([weak, ok] {
             if (auto b = weak.lock()) b->answered(ok);
         });
@@ -278,7 +278,7 @@ void client_core::barrier_answered(bool ok) {
 void client_core::await_echo(pending& p) {
     p.await_echo = false;
     host& h = env_.host;
-    env_.coherence.state().await_barrier([weak = std::weak_ptr<client_core*>(alive_), &p, &h](bool) {
+    env_.coherence.await_barrier([weak = std::weak_ptr<client_core*>(alive_), &p, &h](bool) {
         h.post([weak, &p] {
             if (auto self = weak.lock()) (*self)->completed(p);
         });

@@ -83,6 +83,9 @@ public:
     // the listener after its own state's `live` went false, before the cache is flushed, and after it went
     // true.
     void channel_changed();
+    // A read barrier (--consistency strict): on the one channel, or on every master's, passed when all
+    // are (done(true)) or failed when any fails (done(false)). See tracking_state::await_barrier.
+    void await_barrier(std::function<void(bool)> done);
     // The CLIENT ID of master `node`'s channel, 0 when it has none live.
     std::int64_t redirect_for(std::string_view node) const noexcept;
     bool clustered() const noexcept { return node_count_.load(std::memory_order_acquire) > 0; }
