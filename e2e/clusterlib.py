@@ -47,9 +47,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 import pytest
 import redis
 
-from conftest import (HOST, REDIS_SERVER, SOCKET_TIMEOUT, STARTUP_TIMEOUT, _LIVE_PROCESSES, RawClient, Respcache,
+from conftest import (HOST, redis_client, REDIS_SERVER, SOCKET_TIMEOUT, STARTUP_TIMEOUT, _LIVE_PROCESSES, RawClient, Respcache,
                       RespError, RespReader, _option_values, _stop_process, encode_command, scaled, wait_until)
-from faultlib import KeyState
+from coherence_lib import parse_info
+from faultlib import KeyState, LoadThreads
 
 _SIBLING_CLI = Path(REDIS_SERVER).with_name("redis-cli")
 REDIS_CLI = str(_SIBLING_CLI) if _SIBLING_CLI.is_file() else (shutil.which("redis-cli") or "/usr/bin/redis-cli")
@@ -154,12 +155,7 @@ class ClusterNode:
     def client(self, **kw) -> redis.Redis:
         """A plain (non-cluster) redis-py client of this node: bytes replies; a key of another node's slot
         raises redis's ResponseError('MOVED ...')."""
-        kw.setdefault("decode_responses", False)
-        kw.setdefault("socket_timeout", SOCKET_TIMEOUT)
-        kw.setdefault("socket_connect_timeout", SOCKET_TIMEOUT)
-        c = redis.Redis(host=HOST, port=self.port, **kw)
-        self._clients.append(c)
-        return c
+        return redis_client(self.port, self._clients, **kw)
 
     def raw(self, timeout: float = SOCKET_TIMEOUT) -> RawClient:
         return RawClient(self.port, timeout)
@@ -178,12 +174,7 @@ class ClusterNode:
     def info(self, section: str) -> Dict[str, str]:
         text = self.command("INFO", section)
         assert isinstance(text, bytes), text
-        out = {}
-        for line in text.decode().splitlines():
-            if ":" in line and not line.startswith("#"):
-                k, v = line.split(":", 1)
-                out[k] = v
-        return out
+        return parse_info(text)
 
     def cluster_info(self) -> Dict[str, str]:
         text = self.command("CLUSTER", "INFO")
@@ -508,7 +499,7 @@ class Op:
     correct: bool  # both replies right (False: an allowed error)
 
 
-class SetGetLoad:
+class SetGetLoad(LoadThreads):
     """`len(keys)` threads, thread t with its own connection to `port` and its own keys `keys[t]`: each
     round, `SET k v:<t>:<n>` (a value never written before) pipelined with `GET k`, then reads exactly
     two replies, each within `reply_timeout`. A SET answered +OK makes its value the only one the GET,
@@ -528,18 +519,6 @@ class SetGetLoad:
         self.error_texts: Set[str] = set()
         self.stop_event = threading.Event()
         self.threads = [threading.Thread(target=self._run, args=(t,), daemon=True) for t in range(len(self.keys))]
-
-    def start(self) -> "SetGetLoad":
-        for t in self.threads:
-            t.start()
-        return self
-
-    def stop(self, timeout: float = scaled(30)):
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(timeout=timeout)
-        alive = sum(t.is_alive() for t in self.threads)
-        assert alive == 0, f"{alive} load threads still waiting for a reply after {timeout:.0f}s"
 
     # -- looking at it
 
@@ -639,13 +618,9 @@ class SetGetLoad:
         return True
 
     def _run(self, t: int):
-        try:
-            sock = socket.create_connection((HOST, self.port), timeout=self.reply_timeout)
-        except OSError as e:
-            with self.lock:
-                self.problems.append(f"thread {t}: connect failed: {e!r}")
+        sock = self._connect(f"thread {t}")
+        if sock is None:
             return
-        sock.settimeout(self.reply_timeout)
         reader = RespReader()
         n = 0
         try:

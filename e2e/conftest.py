@@ -349,6 +349,17 @@ class RawClient:
 # redis-server.
 
 
+def redis_client(port: int, clients: List[redis.Redis], **kw) -> redis.Redis:
+    """A redis-py client of 127.0.0.1:`port` (bytes replies, bounded socket waits), added to `clients` so
+    that its owner closes it."""
+    kw.setdefault("decode_responses", False)
+    kw.setdefault("socket_timeout", SOCKET_TIMEOUT)
+    kw.setdefault("socket_connect_timeout", SOCKET_TIMEOUT)
+    c = redis.Redis(host=HOST, port=port, **kw)
+    clients.append(c)
+    return c
+
+
 class RedisServer:
     """A redis-server process of the test's own, on 127.0.0.1, without persistence, in a temp dir."""
 
@@ -421,12 +432,7 @@ class RedisServer:
 
     def client(self, **kw) -> redis.Redis:
         """A redis-py client talking straight to this server (bytes replies)."""
-        kw.setdefault("decode_responses", False)
-        kw.setdefault("socket_timeout", SOCKET_TIMEOUT)
-        kw.setdefault("socket_connect_timeout", SOCKET_TIMEOUT)
-        c = redis.Redis(host=HOST, port=self.port, **kw)
-        self._clients.append(c)
-        return c
+        return redis_client(self.port, self._clients, **kw)
 
     def raw(self, timeout: float = SOCKET_TIMEOUT) -> RawClient:
         return RawClient(self.port, timeout)

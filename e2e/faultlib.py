@@ -82,7 +82,38 @@ class PipelineResult:
 # The checked load.
 
 
-class CheckedLoad:
+class LoadThreads:
+    """Threads that run `_run` until stop(): each subclass makes `self.threads` and `self.stop_event`."""
+
+    threads: List[threading.Thread]
+    stop_event: threading.Event
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def _connect(self, who: str) -> Optional[socket.socket]:
+        """A connection to self.port waiting at most self.reply_timeout; None (a problem noted) if refused."""
+        try:
+            sock = socket.create_connection((HOST, self.port), timeout=self.reply_timeout)
+        except OSError as e:
+            with self.lock:
+                self.problems.append(f"{who}: connect failed: {e!r}")
+            return None
+        sock.settimeout(self.reply_timeout)
+        return sock
+
+    def stop(self, timeout: float = scaled(30)):
+        """Stops the threads after what they have in flight; AssertionError if one is still waiting."""
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=timeout)
+        alive = sum(t.is_alive() for t in self.threads)
+        assert alive == 0, f"{alive} load threads still waiting for a reply after {timeout:.0f}s"
+
+
+class CheckedLoad(LoadThreads):
     """Pipelined SET/GET load through `port`; see the module comment. `big` is (key, value) of a large
     value that client 0 also reads (every 4th pipeline) and that must come back whole; `allowed_errors`
     are the error prefixes accepted during faults; `reply_timeout` bounds every wait for a reply (a
@@ -104,19 +135,6 @@ class CheckedLoad:
         self.threads = [threading.Thread(target=self._run, args=(c,), daemon=True) for c in range(clients)]
 
     # -- control
-
-    def start(self) -> "CheckedLoad":
-        for t in self.threads:
-            t.start()
-        return self
-
-    def stop(self, timeout: float = scaled(30)):
-        """Stops the clients after their pipeline in flight; AssertionError if one is still waiting."""
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(timeout=timeout)
-        alive = sum(t.is_alive() for t in self.threads)
-        assert alive == 0, f"{alive} load clients still waiting for a reply after {timeout:.0f}s"
 
     def restarting(self):
         """The backend (killed) is about to restart empty: a request sent from now on may only see what was
@@ -264,13 +282,9 @@ class CheckedLoad:
 
     def _run(self, c: int):
         rng = random.Random(c)
-        try:
-            sock = socket.create_connection((HOST, self.port), timeout=self.reply_timeout)
-        except OSError as e:
-            with self.lock:
-                self.problems.append(f"client {c}: connect failed: {e!r}")
+        sock = self._connect(f"client {c}")
+        if sock is None:
             return
-        sock.settimeout(self.reply_timeout)
         reader = RespReader()
         n = 0
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from clusterlib import redis_cluster, redis_cluster_module, start_proxy  # noqa: F401
+from coherence_lib import parse_info
 from conftest import RawClient, scaled, wait_until
 
 SOON = scaled(5)  # how long a change made elsewhere may take to reach the cache (a bound, not a speed)
@@ -26,8 +27,7 @@ def calls(cluster, node, command: str) -> int:
 
 
 def proxy_info(conn: RawClient) -> dict:
-    text = reply(conn, "INFO", "proxy").decode()
-    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("$"))
+    return parse_info(conn.command("INFO", "proxy"))
 
 
 def cached(conn: RawClient, cluster, node, key: str, value: bytes) -> bool:
