@@ -157,3 +157,30 @@ def test_read_your_writes_through_the_proxy(respcache, redis_cluster, resp):
             c.send_command("SET", k, "b")
             c.send_command("GET", k)
             assert c.read_raw_replies(3) == [b"$1\r\na\r\n", b"+OK\r\n", b"$1\r\nb\r\n"]
+
+
+def test_a_read_redirected_by_ask_is_not_cached_untracked(respcache, redis_cluster):
+    """While a slot migrates, a key already moved is read through respcache (the source answers ASK, the
+    read lands on the target, where CLIENT CACHING cannot apply): a direct write on the target is seen,
+    so nothing untracked was cached. Then the migration ends, and the key is cached and tracked there."""
+    cl = redis_cluster
+    rc = start_proxy(respcache, cl)
+    src, dst = cl.masters()[1], cl.masters()[0]
+    k = cl.keys_on(src, 1, "ask")[0]
+    slot = cl.keyslot(k)
+    assert src.command("SET", k, "before") == b"OK"
+    with rc.raw() as c:
+        assert reply(c, "GET", k) == b"$6\r\nbefore\r\n"
+        cl.begin_migration(slot, dst)
+        cl.migrate_keys(slot, src, dst, [k])
+        for _ in range(3):
+            assert reply(c, "GET", k) == b"$6\r\nbefore\r\n"  # through ASK
+        with dst.raw() as d:
+            d.send_command("ASKING")
+            d.send_command("SET", k, "after")
+            assert d.read_raw_replies(2) == [b"+OK\r\n", b"+OK\r\n"]
+        seen_soon(c, ("GET", k), b"$5\r\nafter\r\n", "a direct write on the migration's target")
+        cl.finish_migration(slot, src, dst)
+        wait_until(lambda: cached(c, cl, dst, k, b"$5\r\nafter\r\n"), SOON, "the key to be cached from its new master")
+        assert dst.command("SET", k, "later") == b"OK"
+        seen_soon(c, ("GET", k), b"$5\r\nlater\r\n", "a direct write after the migration")

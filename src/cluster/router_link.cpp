@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <utility>
 
 #include <boost/asio/post.hpp>
 
@@ -35,6 +36,7 @@ struct router_link::unit {
     std::string error;        // the link failed before the reply came
     bool ready = false;
     bool tracking_on = false;  // CLIENT TRACKING on ... REDIRECT: rewritten for its node
+    bool tracked = false;      // right after CLIENT CACHING yes: a read Redis is to track
     bool keyed() const noexcept { return r.how == route::kind::slot; }
 };
 
@@ -50,7 +52,7 @@ struct router_link::batch {
     std::size_t parts_live = 0;
     bool routed = false;
     bool whole = false;     // not commands the link could tell apart: sent as is to one master
-    bool tracked_read = false;  // it holds a CLIENT CACHING yes
+    bool caching_pending = false;  // the last unit planned was CLIENT CACHING yes
     bool finished = false;  // every reply (or the error) given to r
 };
 
@@ -146,11 +148,10 @@ backend::connection& router_link::node(const node_address& a) {
     o.request_timeout = options_.request_timeout;
     auto c = std::make_shared<backend::connection>(ex_, std::move(o));
     std::weak_ptr<router_link> w = weak_from_this();
+    // socket_id() moves only after on_closing_ was told, while it still had the value coherence knows:
+    // a node's new socket gets the tracking request again from track_on_node().
     c->on_ready([w] {
-        if (auto self = w.lock()) {
-            ++self->sockets_;
-            if (self->on_ready_) self->on_ready_();
-        }
+        if (auto self = w.lock(); self && self->on_ready_) self->on_ready_();
     });
     c->on_closing([w] {
         if (auto self = w.lock()) {
@@ -289,10 +290,11 @@ void router_link::route_batch(batch& b) {
 }
 
 void router_link::plan_unit(batch& b, unit& u, std::span<const std::string_view> args) {
+    u.tracked = std::exchange(b.caching_pending, false);
     const command::command_info* info = find_ ? find_(args) : nullptr;
     u.r = plan(args, info, keys_scratch_);
     if (args.size() >= 2 && util::iequals(args[0], "client")) {
-        if (util::iequals(args[1], "caching")) b.tracked_read = true;
+        if (util::iequals(args[1], "caching")) b.caching_pending = true;
         if (args.size() >= 5 && util::iequals(args[1], "tracking") && util::iequals(args[2], "on") &&
             std::any_of(args.begin(), args.end(), [](std::string_view a) { return util::iequals(a, "redirect"); })) {
             u.tracking_on = true;
@@ -487,8 +489,6 @@ void router_link::part_reply(part& p, std::size_t k, std::string_view bytes) {
     if (p.count_ == 1 && p.follow_ && bytes.size() > 4 && bytes[0] == '-' && (bytes[1] == 'M' || bytes[1] == 'A')) {
         if (auto rd = parse_redirect(bytes); rd && p.redirects_ < kMaxRedirects && !closed_) {
             ++p.redirects_;
-            // Not tracked where it lands (CLIENT CACHING yes went to the other node): never cached.
-            if (b.tracked_read) ++sockets_;
             node_address to = rd->node;
             if (to.host.empty()) to.host = p.to_.host;
             if (!rd->ask) topo_->moved(rd->slot, to);
@@ -499,6 +499,16 @@ void router_link::part_reply(part& p, std::size_t k, std::string_view bytes) {
             if (rd->ask) {
                 resp::write_command(p.prelude_, {"ASKING"});
                 p.skip_ = 1;
+                // ASKING and CLIENT CACHING cannot both apply to one command: the read is not tracked
+                // where it lands, so its fill must be refused. Told as a closing (which flushes, when
+                // tracking was on) before socket_id() moves, as for a lost socket.
+                if (u.tracked && on_closing_) on_closing_();
+                if (u.tracked) ++sockets_;
+            } else if (u.tracked) {
+                // Tracked on the new node as it was to be on the old one.
+                track_on_node(p);
+                resp::write_command(p.prelude_, {"CLIENT", "CACHING", "yes"});
+                ++p.skip_;
             }
             return send_part(p);
         }
