@@ -83,6 +83,8 @@ private:
     void route_waiting();
     void route_batch(batch& b);
     void plan_unit(batch& b, unit& u, std::span<const std::string_view> args);
+    // MULTI, EXEC, DISCARD, RESET, UNWATCH on a dedicated link; false for any other command.
+    bool plan_transaction_control(unit& u, std::string_view name);
     void plan_transaction(unit& u, std::string_view name, std::span<const std::string_view> args);
     node_address keyless_target(const batch& b, std::size_t index) const;
     void dispatch(batch& b, std::size_t index, const node_address& keyless_node);
