@@ -779,7 +779,7 @@ def cluster_scenario(name: str, title: str, meaning: str, *command: str, reads_m
                     ratio_pairs=[(RESPCACHE, CLUSTER)], reads_missing=reads_missing)
 
 
-CLUSTER_HOW = ("respcache (--backend redis+cluster://, routing, nothing cached) loaded by 3 plain "
+CLUSTER_HOW = ("respcache (--backend redis+cluster://, --capacity 0: routing alone, nothing cached) loaded by 3 plain "
                "redis-benchmark processes at once, one per master with its tag and 17/17/16 of the 50 "
                "connections, against one redis-benchmark --cluster straight to the masters; same keys, -c, "
                "-n, -P, -r; requests / wall time of the load.")
@@ -993,7 +993,9 @@ class Bench:
         "zipf": ["--capacity", str(ZIPF_CAPACITY), "--ttl", CACHE_TTL],
         "zipf_tinylfu": ["--capacity", str(ZIPF_CAPACITY), "--ttl", CACHE_TTL, "--eviction-policy", "tinylfu"],
         "tls": ["--capacity", "200000", "--ttl", CACHE_TTL],  # with the TLS options of tls_instance_args
-        "cluster": [],  # --backend redis+cluster://<the masters>: routes, caches nothing (capacity 0 forced)
+        # --backend redis+cluster://<the masters>. The routing rows' instance caches nothing by choice
+        # (--capacity 0: what routing alone costs).
+        "cluster": ["--capacity", "0"],
     }
 
     def wants_tls(self) -> bool:
@@ -1583,8 +1585,8 @@ class Bench:
             if sc.command == "get" and answered < n:
                 notes.append(f"respcache counted {answered} cache lookups, redis-benchmark sent {n} GETs")
             if d["cache_hits"]:
-                notes.append(f"respcache served {d['cache_hits']} hits: it caches in cluster mode now, and this "
-                             f"row no longer measures routing alone")
+                notes.append(f"respcache served {d['cache_hits']} hits in a routing row (its instance runs with "
+                             f"--capacity 0): the row no longer measures routing alone")
             for k_ in ("backend_errors", "protocol_errors", "output_buffer_disconnects", "rejected_connections"):
                 if d[k_]:
                     notes.append(f"respcache {k_} +{d[k_]}")
@@ -2057,11 +2059,13 @@ def markdown(res: Dict) -> str:
         cr = res["settings"].get("cluster", {})
         tags = cr.get("tags", {}).get("tags_by_port", {})
         conns = sc[cl_rows[0]].get("respcache_side_connections", [])
+        ra = res["settings"].get("respcache_args", {})
         L.append(f"Redis Cluster rows: {len(cr.get('ports', []))} masters, no replicas (redis-server "
                  f"--cluster-enabled yes on ports {', '.join(str(x) for x in cr.get('ports', []))}, joined with "
                  f"`redis-cli --cluster create`), {cr.get('seeded_keys', 0):,} keys seeded. respcache: `--backend "
-                 f"redis+cluster://` with the masters as seeds (routes each command to its slot's master; "
-                 f"caches nothing in cluster mode), loaded by {len(tags)} plain redis-benchmark processes at "
+                 f"redis+cluster://` with the masters as seeds (routes each command to its slot's master), "
+                 f"`{' '.join(ra.get('cluster', []))}` (nothing cached: routing alone); "
+                 f"loaded by {len(tags)} plain redis-benchmark processes at "
                  f"once, one per master with its hash tag ({', '.join(f'`{t}`' for t in tags.values())}) and "
                  f"its share of the connections ({' + '.join(str(c) for c in conns)}: `redis-benchmark "
                  f"--cluster` gives connection i to master i modulo {len(conns)}), requests in proportion; Redis "
