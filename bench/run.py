@@ -767,22 +767,35 @@ def two(instance: str) -> List[Target]:
 # respcache is loaded with the same keys from plain redis-benchmark processes, one per master with that
 # master's tag written in (the tags are learnt from the cluster at the start: Bench.probe_cluster_tags).
 CLUSTER_VALUE = "v" * VALUE_SIZE  # what the cluster SET rows write (a custom command: -d does not apply)
-CLUSTER_ROWS = ("cluster_get", "cluster_set", "cluster_get_misses")
+CLUSTER_ROWS = ("cluster_get", "cluster_get_hits", "cluster_set", "cluster_get_misses")
+# The respcache instances in front of the cluster (see Bench.RESPCACHE_ARGS): `cluster` with --capacity 0
+# for the routing rows (nothing cached: the cost of routing alone), `cluster_cache` for the hit row.
+CLUSTER_INSTANCES = ("cluster", "cluster_cache")
+CLUSTER_CAPACITY = 400_000  # cluster_cache: every key of the cluster rows (KEYS per master) fits
 
 
-def cluster_targets() -> List[Target]:
-    return [Target(RESPCACHE, "respcache", "cluster"), Target(CLUSTER, "cluster", "redis_cluster")]
+def cluster_targets(instance: str) -> List[Target]:
+    return [Target(RESPCACHE, "respcache", instance), Target(CLUSTER, "cluster", "redis_cluster")]
 
 
-def cluster_scenario(name: str, title: str, meaning: str, *command: str, reads_missing: bool = False) -> "Scenario":
-    return Scenario(name, title, meaning, "cluster", **custom_load(KEYS, *command), targets=cluster_targets(),
-                    ratio_pairs=[(RESPCACHE, CLUSTER)], reads_missing=reads_missing)
+def cluster_scenario(name: str, title: str, meaning: str, *command: str, reads_missing: bool = False,
+                     instance: str = "cluster", warm: bool = False, expect_hits: bool = False) -> "Scenario":
+    """A cluster row; by default a routing row (the `cluster` instance, --capacity 0: no hit expected)."""
+    return Scenario(name, title, meaning, "cluster", **custom_load(KEYS, *command),
+                    targets=cluster_targets(instance), ratio_pairs=[(RESPCACHE, CLUSTER)],
+                    reads_missing=reads_missing, warm=warm, expect_hits=expect_hits)
 
 
-CLUSTER_HOW = ("respcache (--backend redis+cluster://, routing, nothing cached) loaded by 3 plain "
-               "redis-benchmark processes at once, one per master with its tag and 17/17/16 of the 50 "
-               "connections, against one redis-benchmark --cluster straight to the masters; same keys, -c, "
-               "-n, -P, -r; requests / wall time of the load.")
+def cluster_how(respcache: str) -> str:
+    return (f"respcache (--backend redis+cluster://, {respcache}) loaded by 3 plain "
+            "redis-benchmark processes at once, one per master with its tag and 17/17/16 of the 50 "
+            "connections, against one redis-benchmark --cluster straight to the masters; same keys, -c, "
+            "-n, -P, -r; requests / wall time of the load.")
+
+
+CLUSTER_HOW = cluster_how("--capacity 0: routing alone, nothing cached")
+CLUSTER_HOW_CACHED = cluster_how(f"--capacity {CLUSTER_CAPACITY} --ttl {CACHE_TTL}: every key of the row "
+                                 "cached, warmed before each run")
 
 
 def zipf_scenario(name: str, instance: str, suffix: str) -> "Scenario":
@@ -927,6 +940,14 @@ def scenarios() -> List[Scenario]:
                          f"GET of random keys key:{{tag}}:000000000000 ... among {KEYS:,} per master (each master's "
                          "keys seeded beforehand with 100-byte values, so every GET finds its key in Redis). "
                          + CLUSTER_HOW, "GET", "key:{tag}:__rand_int__"),
+        cluster_scenario("cluster_get_hits", "Redis Cluster, 3 masters: GET hits, cached in respcache, 50 clients",
+                         f"The GETs of 'GET of existing keys' (key:{{tag}}:... among {KEYS:,} per master) against "
+                         f"a respcache in cluster mode that caches: before each of its runs every key of the row "
+                         f"({KEYS:,} per master) is read once through it (each reply checked), so every GET of the "
+                         "run is a hit (checked: respcache's cache_hits cover the GETs and the masters run no GET "
+                         "meanwhile). The direct side is the same redis-benchmark --cluster run as in 'GET of "
+                         "existing keys', served by the masters. " + CLUSTER_HOW_CACHED,
+                         "GET", "key:{tag}:__rand_int__", instance="cluster_cache", warm=True, expect_hits=True),
         cluster_scenario("cluster_set", "Redis Cluster, 3 masters: SET, 50 clients",
                          f"SET of random keys key:{{tag}}:... (the keys of the GET row) to a {VALUE_SIZE}-byte "
                          "value. " + CLUSTER_HOW, "SET", "key:{tag}:__rand_int__", CLUSTER_VALUE),
@@ -993,7 +1014,10 @@ class Bench:
         "zipf": ["--capacity", str(ZIPF_CAPACITY), "--ttl", CACHE_TTL],
         "zipf_tinylfu": ["--capacity", str(ZIPF_CAPACITY), "--ttl", CACHE_TTL, "--eviction-policy", "tinylfu"],
         "tls": ["--capacity", "200000", "--ttl", CACHE_TTL],  # with the TLS options of tls_instance_args
-        "cluster": [],  # --backend redis+cluster://<the masters>: routes, caches nothing (capacity 0 forced)
+        # --backend redis+cluster://<the masters>. The routing rows' instance caches nothing by choice
+        # (--capacity 0: what routing alone costs); the hit row's holds every key of the row.
+        "cluster": ["--capacity", "0"],
+        "cluster_cache": ["--capacity", str(CLUSTER_CAPACITY), "--ttl", CACHE_TTL],
     }
 
     def wants_tls(self) -> bool:
@@ -1037,8 +1061,8 @@ class Bench:
             return self.redis_cluster()[0]  # the seed node redis-benchmark --cluster is given
         if name == "redis":
             p = self.procs.start_redis("redis", self.tls_certs().server_args() if self.wants_tls() else ())
-        elif name == "cluster":
-            p = self.procs.start_respcache("respcache-cluster", 0, self.RESPCACHE_ARGS[name],
+        elif name in CLUSTER_INSTANCES:
+            p = self.procs.start_respcache(f"respcache-{name}", 0, self.RESPCACHE_ARGS[name],
                                            backend_url=self.cluster_url())
         elif name == "twemproxy":
             p = self.procs.start_twemproxy("twemproxy", self.instance("redis").port)
@@ -1169,6 +1193,24 @@ class Bench:
             self.say(f"cluster sanity check passed: {checked} GETs, an MGET across the masters and a missing key "
                      f"through respcache return what the masters hold")
         self.cluster_record["sanity_wrong_replies"] = len(wrong)
+
+    def cluster_warm(self, p: Proc) -> Dict:
+        """The cluster hit row's warming: reads every key of the cluster rows (KEYS per master) once through
+        respcache, checking each reply is the key's value (as seeded, or CLUSTER_VALUE once cluster_set has
+        written it), then that respcache caches them all."""
+        t0 = time.monotonic()
+        bad = 0
+        written = CLUSTER_VALUE.encode()
+        for i in range(len(self.cluster_nodes)):
+            ks = self.cluster_keyset(i)
+            bad += pipelined(p.port, ks.count, ks.read, lambda j, r, ks=ks: r == ks.value(j) or r == written)
+        total = KEYS * len(self.cluster_nodes)
+        if bad:
+            self.warn(f"warming {p.name}: {bad} of {total} replies to GETs of key:{{tag}}:... were not the key's value")
+        cached = int(info(p.port, "proxy").get("cached_keys", "0"))
+        if cached < total:
+            self.warn(f"after warming {p.name} caches {cached} keys, fewer than {total}")
+        return {"seconds": round(time.monotonic() - t0, 2), "wrong_replies": bad, "cached_keys": cached}
 
     def warn(self, msg: str) -> None:
         self.warnings.append(msg)
@@ -1569,22 +1611,29 @@ class Bench:
         cmd = sc.command.upper()
         if d["redis_error_replies"]:
             notes.append(f"the masters sent {d['redis_error_replies']} error replies (MOVED and ASK count)")
-        if d[f"redis_{sc.command}_calls"] < n:
+        hit_row = sc.expect_hits is True and target.kind == "respcache"
+        if hit_row and d[f"redis_{sc.command}_calls"]:
+            notes.append(f"the masters ran {d[f'redis_{sc.command}_calls']} {cmd}s during a run of hits "
+                         f"(respcache counted {d['cache_misses']} misses)")
+        if not hit_row and d[f"redis_{sc.command}_calls"] < n:
             notes.append(f"the masters ran {d[f'redis_{sc.command}_calls']} {cmd}s, {n} were sent")
         if sc.command == "get" and sc.reads_missing and d["redis_keyspace_misses"] < n:
             notes.append(f"the masters counted {d['redis_keyspace_misses']} misses for {n} GETs of missing keys")
         if sc.command == "get" and not sc.reads_missing and d["redis_keyspace_misses"]:
             notes.append(f"the masters saw {d['redis_keyspace_misses']} GETs of missing keys")
         calls = d["per_master_calls"]
-        if sum(calls) and min(calls) < 0.2 * sum(calls):
+        if not hit_row and sum(calls) and min(calls) < 0.2 * sum(calls):
             notes.append(f"{cmd}s per master {calls}: one got less than a fifth")
         if target.kind == "respcache":
             answered = d["cache_hits"] + d["cache_misses"]
             if sc.command == "get" and answered < n:
                 notes.append(f"respcache counted {answered} cache lookups, redis-benchmark sent {n} GETs")
-            if d["cache_hits"]:
-                notes.append(f"respcache served {d['cache_hits']} hits: it caches in cluster mode now, and this "
-                             f"row no longer measures routing alone")
+            if sc.expect_hits is True and d["cache_hits"] < n:
+                notes.append(f"respcache served {d['cache_hits']} hits for {n} GETs of warmed keys "
+                             f"({d['cache_misses']} misses)")
+            if sc.expect_hits is False and d["cache_hits"]:
+                notes.append(f"respcache served {d['cache_hits']} hits in a routing row (its instance runs with "
+                             f"--capacity 0): the row no longer measures routing alone")
             for k_ in ("backend_errors", "protocol_errors", "output_buffer_disconnects", "rejected_connections"):
                 if d[k_]:
                     notes.append(f"respcache {k_} +{d[k_]}")
@@ -1616,6 +1665,8 @@ class Bench:
             for t in sc.targets:
                 p = self.instance(t.instance)
                 run: Dict = {"round": rnd + 1}
+                if sc.warm and t.kind == "respcache":
+                    run["warm"] = self.cluster_warm(p)
                 before = self.cluster_snapshot(sc, t, p.port)
                 pids = [q.pid for q in nodes]
                 def cluster_cpu() -> Optional[float]:
@@ -1646,8 +1697,10 @@ class Bench:
                 else:
                     run["counters"] = self.cluster_check(sc, t, n, before, self.cluster_snapshot(sc, t, p.port))
                 res["targets"][t.label]["runs"].append(run)
+                hr = run.get("counters", {}).get("hit_ratio")
                 self.say(f"  round {rnd + 1}  {t.label:<24} {run['rps']:>12,.0f} rps"
-                         f"  {sc.command.upper()}s per master {run.get('counters', {}).get('per_master_calls')}")
+                         f"  {sc.command.upper()}s per master {run.get('counters', {}).get('per_master_calls')}"
+                         + (f"  hit ratio {hr:.4f}" if hr is not None and sc.warm else ""))
         return self.summarize(sc, res)
 
     # ----- staleness window (issue 4.7)
@@ -2057,11 +2110,21 @@ def markdown(res: Dict) -> str:
         cr = res["settings"].get("cluster", {})
         tags = cr.get("tags", {}).get("tags_by_port", {})
         conns = sc[cl_rows[0]].get("respcache_side_connections", [])
+        ra = res["settings"].get("respcache_args", {})
+        how = []
+        if any(n != "cluster_get_hits" for n in cl_rows):
+            how.append(f"`{' '.join(ra.get('cluster', []))}` in the routing rows (nothing cached: routing alone)")
+        if "cluster_get_hits" in sc:
+            hr = sc["cluster_get_hits"]["targets"][RESPCACHE].get("hit_ratio_median")
+            how.append(f"`{' '.join(ra.get('cluster_cache', []))}` in the hit row (cached), warmed before each of "
+                       f"its runs by reading every key of the row once through it (hit ratio, median over rounds: "
+                       f"{'n/a' if hr is None else format(hr * 100, '.2f') + '%'})")
         L.append(f"Redis Cluster rows: {len(cr.get('ports', []))} masters, no replicas (redis-server "
                  f"--cluster-enabled yes on ports {', '.join(str(x) for x in cr.get('ports', []))}, joined with "
                  f"`redis-cli --cluster create`), {cr.get('seeded_keys', 0):,} keys seeded. respcache: `--backend "
-                 f"redis+cluster://` with the masters as seeds (routes each command to its slot's master; "
-                 f"caches nothing in cluster mode), loaded by {len(tags)} plain redis-benchmark processes at "
+                 f"redis+cluster://` with the masters as seeds (routes each command to its slot's master), "
+                 f"{'; '.join(how)}; "
+                 f"loaded by {len(tags)} plain redis-benchmark processes at "
                  f"once, one per master with its hash tag ({', '.join(f'`{t}`' for t in tags.values())}) and "
                  f"its share of the connections ({' + '.join(str(c) for c in conns)}: `redis-benchmark "
                  f"--cluster` gives connection i to master i modulo {len(conns)}), requests in proportion; Redis "
