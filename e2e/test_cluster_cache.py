@@ -173,8 +173,10 @@ def test_a_read_redirected_by_ask_is_not_cached_untracked(respcache, redis_clust
         assert reply(c, "GET", k) == b"$6\r\nbefore\r\n"
         cl.begin_migration(slot, dst)
         cl.migrate_keys(slot, src, dst, [k])
+        asks = int(proxy_info(c)["cluster_ask_redirections"])
         for _ in range(3):
             assert reply(c, "GET", k) == b"$6\r\nbefore\r\n"  # through ASK
+        assert int(proxy_info(c)["cluster_ask_redirections"]) >= asks + 3
         with dst.raw() as d:
             d.send_command("ASKING")
             d.send_command("SET", k, "after")
@@ -184,3 +186,32 @@ def test_a_read_redirected_by_ask_is_not_cached_untracked(respcache, redis_clust
         wait_until(lambda: cached(c, cl, dst, k, b"$5\r\nafter\r\n"), SOON, "the key to be cached from its new master")
         assert dst.command("SET", k, "later") == b"OK"
         seen_soon(c, ("GET", k), b"$5\r\nlater\r\n", "a direct write after the migration")
+
+
+def test_a_plain_redis_url_naming_a_cluster_node_is_taken_as_the_cluster(respcache, redis_cluster):
+    """--backend redis://<one master> (not redis+cluster://): respcache asks the node at start, finds a
+    cluster node, and routes and caches as for redis+cluster:// with that node as the seed."""
+    cl = redis_cluster
+    seed = cl.masters()[0]
+    rc = respcache.start(backend=f"redis://127.0.0.1:{seed.port}", wait_ready=False)
+    rc._wait_ready(backend_ready=True, tracking=False)  # the port, PING, "backend ready"
+    rc.wait_for_log(r"the backend is a Redis Cluster node: routing")
+    rc.wait_for_log(r"invalidation channels live")
+    with rc.raw() as c:
+        info = proxy_info(c)
+        assert info["backend_mode"] == "cluster"
+        assert info["cluster_masters"] == "3"
+        assert int(info["cluster_slot_map_refreshes"]) >= 1
+        for m in cl.masters():
+            k = cl.keys_on(m, 1, "plain")[0]
+            assert reply(c, "SET", k, "v") == b"+OK\r\n"
+            assert m.command("GET", k) == b"v"
+            assert reply(c, "GET", k) == b"$1\r\nv\r\n"
+            assert cached(c, cl, m, k, b"$1\r\nv\r\n")
+
+
+def test_a_plain_redis_is_not_taken_for_a_cluster(respcache, redis_server):
+    rc = respcache.start(backend=redis_server)
+    with rc.raw() as c:
+        assert proxy_info(c)["backend_mode"] == "standalone"
+    assert "Redis Cluster" not in rc.log

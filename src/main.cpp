@@ -21,6 +21,7 @@
 #include "respcache/coherence/invalidation_listener.hpp"
 #include "respcache/config/config.hpp"
 #include "respcache/util/log.hpp"
+#include "respcache/server/backend_probe.hpp"
 #include "respcache/server/catalog_loader.hpp"
 #include "respcache/server/listener.hpp"
 #include "respcache/server/metrics_server.hpp"
@@ -324,9 +325,10 @@ int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
     config_outcome outcome = load_config(args, process_environment());
     if (outcome.what != config_outcome::action::run) return exit_without_running(outcome);
-    const config cfg = outcome.cfg;
-    log::init(cfg.log_fmt, cfg.log_level);
+    log::init(outcome.cfg.log_fmt, outcome.cfg.log_level);
     std::signal(SIGPIPE, SIG_IGN);
+    server::detect_cluster(outcome.cfg);
+    const config cfg = outcome.cfg;
 
     cache::steady_clock clock;
     cache::lru_cache cache({cfg.capacity, cfg.max_memory, cfg.ttl.count()}, cfg.cache_shards, clock);

@@ -239,6 +239,7 @@ void router_link::part_reply(part& p, std::size_t k, std::string_view bytes) {
     if (p.count_ == 1 && p.follow_ && bytes.size() > 4 && bytes[0] == '-' && (bytes[1] == 'M' || bytes[1] == 'A')) {
         if (auto rd = parse_redirect(bytes); rd && p.redirects_ < kMaxRedirects && !closed_) {
             ++p.redirects_;
+            if (counters* c = topo_->counted_in()) (rd->ask ? c->ask : c->moved).fetch_add(1, std::memory_order_relaxed);
             node_address to = rd->node;
             if (to.host.empty()) to.host = p.to_.host;
             if (!rd->ask) topo_->moved(rd->slot, to);

@@ -168,6 +168,10 @@ void topology::answered(std::string_view reply, const node_address& from) {
     const bool changed = !map_ || !same(*map_, *fresh);
     if (map_ && changed && slots_moved(*map_, *fresh) && on_slots_moved_) on_slots_moved_();
     map_ = std::move(*fresh);
+    if (counters_ != nullptr) {
+        counters_->refreshes.fetch_add(1, std::memory_order_relaxed);
+        counters_->masters.store(map_->masters().size(), std::memory_order_relaxed);
+    }
     last_error_.clear();
     retry_ = timing_.first_retry;
     round_.clear();
@@ -180,7 +184,10 @@ void topology::answered(std::string_view reply, const node_address& from) {
         t->conn_.reset();
         if (changed && t->log_changes_) {
             std::string names;
-            for (const auto& m : t->map_->masters()) names += (names.empty() ? "" : ",") + m.name();
+            for (const auto& m : t->map_->masters()) {
+                if (!names.empty()) names += ',';
+                names += m.name();
+            }
             log::info("cluster slot map", {{"masters", names}, {"complete", t->map_->complete()}});
         }
         t->schedule(t->timing_.every);

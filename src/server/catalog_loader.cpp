@@ -67,9 +67,11 @@ void catalog_loader::on_reply(std::size_t index, std::string_view bytes) {
                 }
                 next_.cluster = text->find("redis_mode:cluster") != std::string_view::npos;
                 if (next_.cluster && !services_.startup_config().backend.cluster() && !warned_cluster_) {
+                    // Not found so at start (it did not answer then, or it was restarted in cluster mode).
                     warned_cluster_ = true;
-                    log::warn("the backend is a Redis Cluster node: give --backend redis+cluster://host:port so that "
-                              "commands are routed to the node of their keys (clients may now see MOVED)");
+                    log::warn("the backend is a Redis Cluster node: restart respcache, or give --backend "
+                              "redis+cluster://host:port, so that commands are routed to the node of their keys "
+                              "(clients may now see MOVED)");
                 }
             }
             break;

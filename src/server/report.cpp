@@ -165,6 +165,13 @@ void append_metrics(std::string& out, services& s, const totals& t, const cache:
     metric("backend_inflight_requests", "gauge", "Backend requests awaiting replies.", d(t.in_flight));
     metric("backend_up", "gauge", "1 when every shared backend connection is up.", backend_state(s) == "up" ? 1 : 0);
     metric("backend_reconnects_total", "counter", "Backend connections lost or failed.", d(s.health().reconnects.load()));
+    if (s.startup_config().backend.cluster()) {
+        const cluster::counters& cc = s.cluster_counters();
+        metric("cluster_masters", "gauge", "Masters in the last Redis Cluster slot map.", d(cc.masters.load()));
+        metric("cluster_slot_map_refreshes_total", "counter", "CLUSTER SLOTS answers learned.", d(cc.refreshes.load()));
+        metric("cluster_moved_redirections_total", "counter", "MOVED redirections followed.", d(cc.moved.load()));
+        metric("cluster_ask_redirections_total", "counter", "ASK redirections followed.", d(cc.ask.load()));
+    }
     metric("backend_errors_total", "counter", "Requests answered 'backend unavailable'.", d(t.backend_errors));
     metric("pinned_connections", "gauge", "Clients holding a dedicated backend connection.", d(t.pinned));
     metric("invalidation_channel_up", "gauge", "1 when the client-tracking invalidation channel is live.",
@@ -275,6 +282,13 @@ std::string proxy_info_section(services& s) {
     num("backend_inflight_requests", t.in_flight);
     line("backend_state", backend_state(s));
     line("backend_mode", s.startup_config().backend.cluster() ? "cluster" : "standalone");
+    if (s.startup_config().backend.cluster()) {
+        const cluster::counters& cc = s.cluster_counters();
+        num("cluster_masters", cc.masters.load());
+        num("cluster_slot_map_refreshes", cc.refreshes.load());
+        num("cluster_moved_redirections", cc.moved.load());
+        num("cluster_ask_redirections", cc.ask.load());
+    }
     num("backend_connections_up", static_cast<std::uint64_t>(s.health().up.load()));
     num("backend_connections", static_cast<std::uint64_t>(s.health().connections.load()));
     num("backend_reconnects", s.health().reconnects.load());

@@ -10,18 +10,20 @@ namespace respcache::server {
 
 namespace {
 std::shared_ptr<cluster::topology> make_topology(boost::asio::io_context& io, const backend::connection_options& o,
-                                                 std::size_t index) {
+                                                 std::size_t index, cluster::counters& counters) {
     if (!o.address.cluster()) return nullptr;
     std::vector<cluster::node_address> seeds;
     for (const auto& [host, port] : o.address.cluster_seeds) seeds.push_back({host, port});
-    return std::make_shared<cluster::topology>(io.get_executor(), o, std::move(seeds), index == 0);
+    auto t = std::make_shared<cluster::topology>(io.get_executor(), o, std::move(seeds), index == 0);
+    t->count_in(&counters);
+    return t;
 }
 }  // namespace
 
 worker::worker(services& shared, std::size_t index, backend::connection_options backend_options)
     : index_(index),
       shared_(shared),
-      topology_(make_topology(io_, backend_options, index)),
+      topology_(make_topology(io_, backend_options, index, shared.cluster_counters())),
       pool_(io_.get_executor(), backend_options, shared.startup_config().backend_connections, link_factory()),
       tracking_(pool_.shared_slots()),
       backend_options_(std::move(backend_options)),

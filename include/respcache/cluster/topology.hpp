@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -15,6 +16,14 @@
 #include "respcache/cluster/slots.hpp"
 
 namespace respcache::cluster {
+
+// What INFO proxy and /metrics say of the cluster: the process's figures, written by every io thread.
+struct counters {
+    std::atomic<std::uint64_t> masters{0};    // in the last slot map learned
+    std::atomic<std::uint64_t> refreshes{0};  // CLUSTER SLOTS answered
+    std::atomic<std::uint64_t> moved{0};      // MOVED redirections followed
+    std::atomic<std::uint64_t> ask{0};        // ASK redirections followed
+};
 
 // What one io thread knows of the cluster's slots: learned from CLUSTER SLOTS, asked of the known
 // masters and then the seeds in turn; asked again every few seconds, soon after a MOVED redirection
@@ -52,6 +61,10 @@ public:
     void moved(std::uint16_t slot, const node_address& node);
     // A node connection was lost: the map may have changed (a failover).
     void refresh_soon();
+
+    // Where this topology and the links over it count (nullptr: nowhere).
+    void count_in(counters* c) noexcept { counters_ = c; }
+    counters* counted_in() const noexcept { return counters_; }
 
     // The options of a connection to `node`.
     backend::connection_options options_for(const node_address& node) const;
@@ -94,6 +107,7 @@ private:
     std::uint64_t next_id_ = 1;
     std::vector<std::pair<std::uint64_t, std::function<void(bool)>>> subscribers_;
     std::function<void()> on_slots_moved_;
+    counters* counters_ = nullptr;
 };
 
 }  // namespace respcache::cluster

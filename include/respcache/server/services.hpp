@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "respcache/cache/lru_cache.hpp"
+#include "respcache/cluster/topology.hpp"
 #include "respcache/coherence/tracker.hpp"
 #include "respcache/command/cache_plan.hpp"
 #include "respcache/command/catalog.hpp"
@@ -48,6 +49,8 @@ public:
     coherence::tracking_state& tracking() noexcept { return coherence_.state(); }
     command::client_registry& clients() noexcept { return clients_; }
     proxy::tracking_table& client_tracking() noexcept { return client_tracking_; }
+    // A Redis Cluster backend's figures (all zero for one Redis).
+    cluster::counters& cluster_counters() noexcept { return cluster_counters_; }
 
     // Applies what a reloaded configuration may change while running: cache limits, timeouts, limits,
     // password. The caller has checked the configuration.
@@ -98,6 +101,7 @@ private:
     coherence::tracker coherence_;
     command::client_registry clients_;
     proxy::tracking_table client_tracking_{clients_};
+    cluster::counters cluster_counters_;
     mutable std::mutex mu_;
     std::shared_ptr<const command::catalog> catalog_;  // GUARDED_BY(mu_)
     command::cache_commands cache_commands_;           // GUARDED_BY(mu_)
