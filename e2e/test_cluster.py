@@ -356,6 +356,38 @@ def test_dbsize_and_keys_cover_every_master(proxy, redis_cluster, one):
         assert set(parse(via(c, "KEYS", "*"))) == union == {k.encode() for k in keys}
 
 
+def scan_all(c: RawClient, *options) -> List[bytes]:
+    """Every key a full SCAN iteration through respcache returns (bounded: at most 10000 calls)."""
+    cursor, seen = b"0", []
+    for _ in range(10000):
+        reply = parse(via(c, "SCAN", cursor, *options))
+        assert isinstance(reply, list) and len(reply) == 2, reply
+        cursor, keys = reply
+        seen.extend(keys)
+        if cursor == b"0":
+            return seen
+    raise AssertionError("SCAN did not end")
+
+
+def test_scan_visits_every_master(proxy, redis_cluster, one):
+    """A SCAN iteration through respcache (its cursor names the master) returns every key of every master,
+    with MATCH, COUNT and TYPE as Redis applies them; an invalid cursor gets Redis's error."""
+    cl = redis_cluster
+    keys = [k for ks in keys_per_master(cl, 40, "scan") for k in ks]
+    with proxy.raw() as c:
+        assert scan_all(c) == []
+        for k in keys:
+            assert via(c, "SET", k, "v") == b"+OK\r\n"
+        assert via(c, "HSET", "scanhash", "f", "v") == b":1\r\n"
+        every = {k.encode() for k in keys} | {b"scanhash"}
+        for count in ("1", "7", "1000"):
+            got = scan_all(c, "COUNT", count)
+            assert set(got) == every, f"COUNT {count}: missing {sorted(every - set(got))[:5]}"
+        assert set(scan_all(c, "MATCH", "scan:1*")) == {k for k in every if k.startswith(b"scan:1")}
+        assert set(scan_all(c, "TYPE", "hash")) == {b"scanhash"}
+        assert via(c, "SCAN", "abc") == raw(one, "SCAN", "abc")
+
+
 @pytest.mark.parametrize("flush", ["FLUSHALL", "FLUSHDB"])
 def test_flush_empties_every_master(proxy, redis_cluster, one, flush):
     """FLUSHALL / FLUSHDB (plain, ASYNC, SYNC) through the proxy: by its +OK every master is empty, and no

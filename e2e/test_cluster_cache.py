@@ -8,9 +8,14 @@ how long something took."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
 
-from clusterlib import redis_cluster, redis_cluster_module, start_proxy  # noqa: F401
+from clusterlib import (TRANSIENT_ERRORS, RedisCluster, SetGetLoad, redis_cluster,  # noqa: F401
+                        redis_cluster_module, start_proxy)
 from coherence_lib import parse_info
 from conftest import RawClient, scaled, wait_until
 
@@ -215,3 +220,59 @@ def test_a_plain_redis_is_not_taken_for_a_cluster(respcache, redis_server):
     with rc.raw() as c:
         assert proxy_info(c)["backend_mode"] == "standalone"
     assert "Redis Cluster" not in rc.log
+
+
+@pytest.fixture
+def own_cluster(tmp_path):
+    """A cluster of this test's own (3 masters, 3 replicas): the test kills one of its masters."""
+    workdir = tmp_path / "own-cluster"
+    workdir.mkdir()
+    cluster = RedisCluster(workdir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.timeout(180)
+def test_a_killed_master_under_load(respcache, own_cluster):
+    """Under a checked SET/GET load through respcache on keys of every master, one master is killed
+    (SIGKILL): its requests fail with respcache's or Redis Cluster's own errors, never a wrong or stale
+    value; once the cluster has promoted its replica, every request succeeds again, without restarting
+    respcache, and the cache serves hits again."""
+    cl = own_cluster
+    rc = start_proxy(respcache, cl)
+    pid = rc.pid
+    victim = cl.masters()[1]
+    replica = cl.replica_of(victim)
+    keys = [[k for m in cl.masters() for k in cl.keys_on(m, 4, f"kill{t}")] for t in range(2)]
+    load = SetGetLoad(rc.port, keys).start()
+    try:
+        load.wait_ops(300, "before the kill")
+        os.kill(victim.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        wait_until(lambda: replica.role() == "master", scaled(60), f"{replica} to take over from {victim}")
+        wait_until(lambda: load.recovered_after(killed, 50) or load.problems, scaled(60),
+                   "every load thread to have 50 correct rounds in a row after the promotion")
+        assert not load.problems, load.summary()
+        settled = time.monotonic()
+        print(f"\nkilled master: replica promoted and 50 correct rounds per thread {settled - killed:.1f}s after "
+              f"the kill; {load.summary()}")
+        load.wait_ops(300, "once settled")
+    finally:
+        load.stop()
+    assert not load.problems, load.summary()
+    late = [op for op in load.ops_sent_after(settled) if not op.correct]
+    assert not late, f"{len(late)} rounds failed after the promotion had settled: {load.summary()}"
+    unexpected = [e for e in load.error_texts if not e.startswith(TRANSIENT_ERRORS)]
+    assert not unexpected, unexpected
+    assert rc.running() and rc.pid == pid
+    with rc.raw() as c:
+        for k in [k for ks in keys for k in ks]:
+            got = reply(c, "GET", k)
+            possible = load.possible(k)
+            assert any(got == (b"$-1\r\n" if v is None else b"$%d\r\n%s\r\n" % (len(v), v)) for v in possible), \
+                f"{k}: {got!r} not among {possible}"
+        k = keys[0][4]  # a key of the promoted replica's slots
+        wait_until(lambda: cached(c, cl, replica, k, reply(c, "GET", k)), SOON, "hits again on the new master")
