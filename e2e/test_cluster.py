@@ -754,3 +754,46 @@ def test_subscribe_through_the_proxy_receives_publish_on_any_master(proxy, redis
         one_sub.send_command("UNSUBSCRIBE")
         assert sub.read_raw_reply() == one_sub.read_raw_reply()
         assert via(sub, "PING") == b"+PONG\r\n"
+
+
+def test_ssubscribe_goes_to_the_shard_channels_master(proxy, redis_cluster):
+    """SSUBSCRIBE through the proxy lands on the master of the shard channel's slot: an SPUBLISH made
+    directly on that master reaches the subscriber; SPUBLISH through the proxy too."""
+    cl = redis_cluster
+    for m in cl.masters():
+        channel = cl.keys_on(m, 1, "shard")[0]
+        with proxy.raw(timeout=scaled(5)) as sub:
+            sub.send_command("SSUBSCRIBE", channel)
+            assert sub.read_raw_reply() == b"*3\r\n$10\r\nssubscribe\r\n" + bulk(channel.encode()) + b":1\r\n"
+            assert m.command("PUBSUB", "SHARDNUMSUB", channel) == [channel.encode(), 1]
+            assert m.command("SPUBLISH", channel, "direct") == 1
+            assert sub.read_raw_reply() == b"*3\r\n$8\r\nsmessage\r\n" + bulk(channel.encode()) + bulk(b"direct")
+            with proxy.raw() as pub:
+                assert via(pub, "SPUBLISH", channel, "proxied") == b":1\r\n"
+            assert sub.read_raw_reply() == b"*3\r\n$8\r\nsmessage\r\n" + bulk(channel.encode()) + bulk(b"proxied")
+
+
+def test_blocking_commands_wait_on_the_keys_master(proxy, redis_cluster):
+    """BLPOP through the proxy blocks on the master of its key: an RPUSH made directly there wakes it; a
+    BLMOVE between two slots gets CROSSSLOT."""
+    cl = redis_cluster
+    for m in cl.masters():
+        k = cl.keys_on(m, 1, "blk")[0]
+        with proxy.raw(timeout=scaled(10)) as c:
+            c.send_command("BLPOP", k, "5")
+            wait_until(lambda: any(cl_.get("cmd") == "blpop" for cl_ in m.client().client_list()), scaled(5),
+                       f"the BLPOP to block on {m}")
+            assert m.command("RPUSH", k, "x") == 1
+            assert c.read_raw_reply() == b"*2\r\n" + bulk(k.encode()) + bulk(b"x")
+    a, b = cl.keys_on(cl.masters()[0], 1, "bm")[0], cl.keys_on(cl.masters()[1], 1, "bm")[0]
+    with proxy.raw() as c:
+        assert via(c, "BLMOVE", a, b, "LEFT", "RIGHT", "0.1") == CROSSSLOT
+
+
+def test_cluster_commands_say_this_is_one_redis(proxy, redis_server):
+    """CLUSTER INFO, CLUSTER SLOTS, READONLY through the proxy: what a standalone Redis answers, so that no
+    client is told to go cluster-aware."""
+    with proxy.raw() as c, redis_server.raw() as one:
+        for args in (("CLUSTER", "INFO"), ("CLUSTER", "SLOTS"), ("CLUSTER", "SHARDS"), ("READONLY",),
+                     ("READWRITE",)):
+            assert via(c, *args) == raw(one, *args), args
