@@ -33,6 +33,7 @@ Every wait is bounded (conftest's wait_until and scaled()); nothing sleeps for a
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import shutil
@@ -561,19 +562,7 @@ class SetGetLoad(LoadThreads):
     # -- one thread
 
     def _read(self, sock: socket.socket, reader: RespReader):
-        while True:
-            got = reader.pop()
-            if got is not None:
-                return got
-            try:
-                data = sock.recv(1 << 16)
-            except socket.timeout:
-                raise AssertionError(f"no reply within {self.reply_timeout:.1f}s") from None
-            except ConnectionResetError:
-                data = b""
-            if not data:
-                raise AssertionError("connection closed by respcache")
-            reader.feed(data)
+        return self._pop_reply(sock, reader)
 
     def _judge_error(self, what: str, reply: RespError) -> Optional[str]:
         if reply.message.startswith(self.allowed):
@@ -672,16 +661,24 @@ def start_proxy(respcache, cluster: RedisCluster, extra_args: Sequence[str] = ()
 # Fixtures.
 
 
-@pytest.fixture(scope="module")
-def redis_cluster_module(tmp_path_factory):
-    """One cluster for the whole test module, stopped (each node by its pid) at the module's end."""
-    workdir = tmp_path_factory.mktemp("redis-cluster")
+@contextlib.contextmanager
+def running_cluster(workdir: Path):
+    """A cluster of 3 masters and 3 replicas in `workdir` (made if missing), each node stopped by its pid
+    when the block ends."""
+    workdir.mkdir(parents=True, exist_ok=True)
     cluster = RedisCluster(workdir)
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster_module(tmp_path_factory):
+    """One cluster for the whole test module, stopped (each node by its pid) at the module's end."""
+    with running_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

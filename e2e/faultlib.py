@@ -104,6 +104,23 @@ class LoadThreads:
         sock.settimeout(self.reply_timeout)
         return sock
 
+    def _pop_reply(self, sock: socket.socket, reader: RespReader):
+        """The next reply (what RespReader.pop gives), read within self.reply_timeout; AssertionError if none
+        comes or respcache closes the connection."""
+        while True:
+            got = reader.pop()
+            if got is not None:
+                return got
+            try:
+                data = sock.recv(1 << 16)
+            except socket.timeout:
+                raise AssertionError(f"no reply within {self.reply_timeout:.1f}s") from None
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                raise AssertionError("connection closed by respcache")
+            reader.feed(data)
+
     def stop(self, timeout: float = scaled(30)):
         """Stops the threads after what they have in flight; AssertionError if one is still waiting."""
         self.stop_event.set()
@@ -233,19 +250,7 @@ class CheckedLoad(LoadThreads):
         return f"GET fl:{c}:{i}: {reply!r}, possible: {sorted(map(repr, possible))[:4]}"
 
     def _read(self, sock: socket.socket, reader: RespReader):
-        while True:
-            got = reader.pop()
-            if got is not None:
-                return got[0]
-            try:
-                data = sock.recv(1 << 16)
-            except socket.timeout:
-                raise AssertionError(f"no reply within {self.reply_timeout:.1f}s") from None
-            except ConnectionResetError:
-                data = b""
-            if not data:
-                raise AssertionError("connection closed by respcache")
-            reader.feed(data)
+        return self._pop_reply(sock, reader)[0]
 
     def _one_pipeline(self, c: int, n: int, sock: socket.socket, reader: RespReader, rng) -> bool:
         """Sends and checks pipeline n; False (with the problem recorded) when the client must stop."""

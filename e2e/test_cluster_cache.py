@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from clusterlib import (TRANSIENT_ERRORS, RedisCluster, SetGetLoad, redis_cluster,  # noqa: F401
-                        redis_cluster_module, start_proxy)
+from clusterlib import (TRANSIENT_ERRORS, SetGetLoad, redis_cluster, redis_cluster_module,  # noqa: F401
+                        running_cluster, start_proxy)
 from coherence_lib import parse_info
 from conftest import RawClient, scaled, wait_until
 
@@ -225,14 +225,8 @@ def test_a_plain_redis_is_not_taken_for_a_cluster(respcache, redis_server):
 @pytest.fixture
 def own_cluster(tmp_path):
     """A cluster of this test's own (3 masters, 3 replicas): the test kills one of its masters."""
-    workdir = tmp_path / "own-cluster"
-    workdir.mkdir()
-    cluster = RedisCluster(workdir)
-    try:
-        cluster.start()
+    with running_cluster(tmp_path / "own-cluster") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.mark.timeout(180)
