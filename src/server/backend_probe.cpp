@@ -17,12 +17,23 @@ namespace respcache::server {
 
 namespace {
 
+// Stops the probe's io_context as soon as the answer (or the failure) is in.
 class probe final : public backend::request {
 public:
+    explicit probe(boost::asio::io_context& io) : io_(io) {}
     std::optional<std::string> reply;
     std::string error;
-    void on_reply(std::size_t, std::string_view bytes) override { reply = std::string(bytes); }
-    void on_error(std::string_view reason) override { error = std::string(reason); }
+    void on_reply(std::size_t, std::string_view bytes) override {
+        reply = std::string(bytes);
+        io_.stop();
+    }
+    void on_error(std::string_view reason) override {
+        error = std::string(reason);
+        io_.stop();
+    }
+
+private:
+    boost::asio::io_context& io_;
 };
 
 }  // namespace
@@ -38,7 +49,7 @@ void detect_cluster(config& cfg) {
     o.client_name = "respcache-probe";
     o.reconnect = false;
     auto conn = std::make_shared<backend::connection>(io.get_executor(), std::move(o));
-    probe p;
+    probe p(io);
     std::string request;
     resp::write_command(request, {"INFO", "cluster"});
     conn->start();
@@ -46,7 +57,8 @@ void detect_cluster(config& cfg) {
     // Bounded, so that a backend that accepts and says nothing delays the start by at most a second.
     io.run_for(std::min<std::chrono::milliseconds>(cfg.connect_timeout + cfg.request_timeout, std::chrono::seconds(1)));
     conn->close();
-    io.run_for(std::chrono::milliseconds(100));
+    io.restart();
+    io.run_for(std::chrono::milliseconds(100));  // lets the closed connection wind down
     const std::optional<std::string_view> text = p.reply ? resp::string_value(*p.reply) : std::nullopt;
     if (!text) {
         log::debug("could not ask the backend whether it is a Redis Cluster node; taken as one Redis",
