@@ -14,10 +14,13 @@ import socket
 
 import pytest
 
-from conftest import HOST, RawClient, encode_command, scaled, wait_until
+from conftest import HOST, SANITIZED, RawClient, encode_command, scaled, wait_until
 from opslib import connect_retrying, parse_info, proxy_int, vm_hwm_mb
 
-RSS_BOUND_MB = 100
+# A release build peaks near 20 MB under this abuse. An ASan build starts near 70 MB (shadow memory,
+# redzones, the allocator's quarantine) before any client connects, so its bound is higher; both still
+# fail on what the bound is for: a buffer that grows with what a client claims or sends.
+RSS_BOUND_MB = 200 if SANITIZED else 100
 
 
 def send_and_read_to_close(port: int, payload: bytes, chunk: int = 65536) -> bytes:
