@@ -80,3 +80,42 @@ TEST_CASE("tinylfu: off by default, as plain LRU", "[cache][tinylfu]") {
     CHECK(c.fill(b, c.begin_fill(b), "+v\r\n", clk.now()));
     CHECK(c.stats().fills_not_admitted == 0);
 }
+
+TEST_CASE("tinylfu: a read's first look counts a miss once, and a hit once with the lookup that follows",
+          "[cache][tinylfu]") {
+    fixture f;
+    for (const char* k : {"a", "b", "c", "d"}) {
+        for (int i = 0; i < 3; ++i) f.read(k);
+        REQUIRE(f.put(k));
+    }
+    const auto z = cache::make_key(0, "z");
+    // Three reads of z that miss, as the proxy makes them: may_hit alone (no lookup follows a false).
+    for (int i = 0; i < 3; ++i) CHECK_FALSE(f.c.may_hit(z, f.clk.now()));
+    CHECK_FALSE(f.put("z"));  // 3 against a's 3: not more often, not admitted
+    CHECK(f.c.stats().fills_not_admitted == 1);
+    CHECK_FALSE(f.c.may_hit(z, f.clk.now()));  // the fourth read tips it
+    CHECK(f.put("z"));
+    CHECK(f.has("z"));
+    CHECK_FALSE(f.has("a"));
+    // A hit: may_hit finds it and counts nothing; the lookup counts it.
+    const auto b = cache::make_key(0, "b");
+    CHECK(f.c.may_hit(b, f.clk.now()));
+    std::string out;
+    CHECK(f.c.lookup(b, f.clk.now(), out));
+    CHECK(out == "+v\r\n");
+}
+
+TEST_CASE("lru_cache: may_hit removes and counts an entry whose time is up, as lookup does", "[cache]") {
+    fakes::manual_clock clk;
+    cache::lru_cache c{cache::limits{4, 0, 1000}, 1, clk};
+    const auto a = cache::make_key(0, "a");
+    REQUIRE(c.fill(a, c.begin_fill(a), "+v\r\n", clk.now()));
+    CHECK(c.may_hit(a, clk.now()));
+    CHECK(c.stats().entries == 1);
+    clk.advance(1000);
+    CHECK_FALSE(c.may_hit(a, clk.now()));
+    CHECK(c.stats().entries == 0);
+    CHECK(c.stats().expirations == 1);
+    CHECK_FALSE(c.may_hit(cache::make_key(0, "never"), clk.now()));
+    CHECK(c.stats().expirations == 1);
+}
