@@ -126,25 +126,6 @@ bool lru_cache::contains(const key& k, millis now) const {
     return e != nullptr && !e->expired(now);
 }
 
-bool lru_cache::may_hit(const key& k, millis now) {
-    if (!cacheable_key(k)) return false;
-    shard& s = shard_for(k.hash);
-    graveyard dead;
-    {
-        std::lock_guard guard(s.mu_);
-        entry** link = s.find_link(k);
-        entry* e = *link;
-        if (e != nullptr && !e->expired(now)) return true;
-        s.sketch_.add(static_cast<std::uint32_t>(k.hash));
-        if (e != nullptr) {  // as lookup() would have found it
-            s.remove(link, dead);
-            ++s.stats_.expirations;
-        }
-    }
-    dead.release<entry>();
-    return false;
-}
-
 fill_token lru_cache::begin_fill(const key& k) {
     shard& s = shard_for(k.hash);
     std::lock_guard guard(s.mu_);

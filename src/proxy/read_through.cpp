@@ -55,12 +55,9 @@ std::optional<bool> read_through::may_hit(const cache::key& k, bool& cacheable) 
     auto& cache = p_.env.cache;
     cacheable = cache.enabled() && !fwd_.write_in_flight(k) && !p_.env.coherence.cache_refused();
     if (!cacheable) return false;
-    stale_ = false;
-    // A key not in the cache is a miss whatever the channel holds: catching up could only remove entries,
-    // and the miss's fill is guarded by its token. So the channel's poll is left to the batches that hit.
-    if (gate_.unchecked() && p_.env.coherence.tracking_wanted() && !cache.may_hit(k, p_.client.now)) return false;
     const auto verdict = gate_.check(p_.env.coherence);
     if (verdict == coherence::read_gate::verdict::wait_barrier) return std::nullopt;
+    stale_ = false;
     if (verdict == coherence::read_gate::verdict::serve) return true;
     // --stale-if-error: what a loss left in the cache, while this client's way to Redis is down.
     stale_ = p_.env.coherence.stale_servable() && fwd_.backend_down();

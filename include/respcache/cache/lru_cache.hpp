@@ -107,12 +107,6 @@ public:
     // True if (db, name) is cached and alive at `now`; does not touch recency. For tests and INFO.
     bool contains(const key& k, millis now) const;
 
-    // A read's first look, before the caller pays for anything a hit would need (catching up with the
-    // invalidation channel): true if lookup() at `now` may hit. A key it does not find counts as a
-    // lookup for --eviction-policy tinylfu, as lookup() would have counted it; a found one is counted by
-    // the lookup() that follows.
-    bool may_hit(const key& k, millis now);
-
     // Announces a fill for `k`; call it before the backend request that will produce the reply is sent.
     fill_token begin_fill(const key& k);
 

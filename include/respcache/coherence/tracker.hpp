@@ -160,7 +160,6 @@ public:
     };
 
     void new_batch() noexcept { state_ = state::unchecked; }
-    bool unchecked() const noexcept { return state_ == state::unchecked; }
     verdict check(tracker& t);
     // A read barrier was answered (ok) or failed.
     void barrier_done(bool ok) noexcept { state_ = ok ? state::caught_up : state::behind; }
