@@ -31,14 +31,30 @@ bool catch_up_with(tracking_state& s) {
 }
 }  // namespace
 
-bool tracker::catch_up() {
+bool tracker::catch_up(std::uint64_t mark) {
     if (!state_.live.load(std::memory_order_seq_cst)) return false;
     if (state_.stale_since_ms.load(std::memory_order_seq_cst) != 0) return false;
+    const bool look = !covered(mark);
+    // Numbered before any socket is looked at: a batch whose mark is below it was read before.
+    const std::uint64_t n = look ? checks_.fetch_add(1, std::memory_order_seq_cst) + 1 : 0;
     const std::size_t nodes = node_count_.load(std::memory_order_acquire);
-    if (nodes == 0) return catch_up_with(state_);
-    for (std::size_t i = 0; i < nodes; ++i)
-        if (nodes_[i]->active.load(std::memory_order_seq_cst) && !catch_up_with(*nodes_[i])) return false;
-    return state_.live.load(std::memory_order_seq_cst);
+    const auto ok = [look](tracking_state& s) {
+        if (look) return catch_up_with(s);
+        return s.channel.load(std::memory_order_seq_cst) != nullptr && s.live.load(std::memory_order_seq_cst);
+    };
+    if (nodes == 0) {
+        if (!ok(state_)) return false;
+    } else {
+        for (std::size_t i = 0; i < nodes; ++i)
+            if (nodes_[i]->active.load(std::memory_order_seq_cst) && !ok(*nodes_[i])) return false;
+        if (!state_.live.load(std::memory_order_seq_cst)) return false;
+    }
+    if (look) {
+        std::uint64_t seen = covered_.load(std::memory_order_seq_cst);
+        while (seen < n && !covered_.compare_exchange_weak(seen, n, std::memory_order_seq_cst)) {
+        }
+    }
+    return true;
 }
 
 tracking_state* tracker::add_node(std::string_view node) {
@@ -184,7 +200,7 @@ read_gate::verdict read_gate::check(tracker& t) {
     if (!t.tracking_wanted()) return verdict::serve;
     if (state_ == state::unchecked) {
         if (t.strict_reads()) return verdict::wait_barrier;
-        state_ = t.catch_up() ? state::caught_up : state::behind;
+        state_ = t.catch_up(mark_) ? state::caught_up : state::behind;
     }
     return state_ == state::caught_up ? verdict::serve : verdict::miss;
 }

@@ -52,7 +52,7 @@ client_core::~client_core() = default;
 void client_core::bytes_arrived() {
     state_.now = steady_ms();
     state_.batch_start = std::chrono::steady_clock::now();
-    reader_.new_batch();  // the cache must be caught up with (or a barrier passed) again before a hit
+    reader_.new_batch(env_.coherence.catch_up_mark());  // caught up with (or a barrier passed) again before a hit
     if (state_.mode == mode::blocked && in_.size() > env_.settings.query_buffer_limit) client_gone();
 }
 

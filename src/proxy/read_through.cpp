@@ -149,6 +149,11 @@ void read_through::refresh_value(const cache::key& k) {
     refresh(k, *get->read, command_scratch_);
 }
 
+bool read_through::needs_catch_up() const noexcept {
+    const auto& c = p_.env.coherence;
+    return p_.env.cache.enabled() && c.tracking_wanted() && !c.strict_reads() && gate_.needs_check(c);
+}
+
 bool read_through::may_fill_now() const noexcept {
     const auto& c = p_.env.coherence;
     return p_.env.cache.enabled() && !c.cache_refused() && !(c.tracking_wanted() && !c.live());

@@ -2,6 +2,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "respcache/server/worker.hpp"
@@ -106,6 +107,10 @@ asio::awaitable<void> session::serve() {
         switch (n) {
             case next::read:
                 co_await read_input();
+                // Yields once (when the thread has other clients): those whose bytes are ready read them
+                // now, and the first cached read after that catches up for all (tracker::catch_up's mark).
+                if (owner_.session_count() > 1 && core_.catch_up_pending())
+                    co_await asio::post(stream_->get_executor(), asio::use_awaitable);
                 break;
             case next::read_now:
                 read_available();

@@ -141,3 +141,48 @@ TEST_CASE("listener: a lost channel flushes the cache before anything else, then
     CHECK(f.stream->connects == 2);
     CHECK(f.listener->current() == phase::connecting);
 }
+
+TEST_CASE("catch-up: a check begun after a batch's bytes were read covers it; no earlier one does",
+          "[coherence][listener]") {
+    fixture f;
+    f.stream->take_written();
+    f.push("+OK\r\n:42\r\n" + kConfirmed);
+    REQUIRE(f.tracker.live());
+    f.fill("a");
+    f.fill("b");
+    const std::string invalidate_a = "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$1\r\na\r\n";
+    const std::string invalidate_b = "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$1\r\nb\r\n";
+
+    // Batch 1 is read, then a check begins (and finds nothing waiting): it covers batch 1.
+    const std::uint64_t batch1 = f.tracker.catch_up_mark();
+    CHECK_FALSE(f.tracker.covered(batch1));
+    CHECK(f.tracker.catch_up(batch1));
+    CHECK(f.tracker.covered(batch1));
+
+    // An invalidation reaches the socket after that check began: it came after batch 1's bytes, so batch 1
+    // needs no look at the socket (the listener has not read it: the io_context is not run).
+    f.stream->push(invalidate_a);
+    CHECK(f.tracker.catch_up(batch1));
+    CHECK(f.cached("a"));
+
+    // Batch 2 is read after it: no check has begun since, so its own looks at the socket and applies it.
+    const std::uint64_t batch2 = f.tracker.catch_up_mark();
+    CHECK_FALSE(f.tracker.covered(batch2));
+    CHECK(f.tracker.catch_up(batch2));
+    CHECK_FALSE(f.cached("a"));
+    CHECK(f.cached("b"));
+    CHECK(f.tracker.covered(batch2));
+
+    // A batch read before an invalidation arrived, with no check since: its check applies it too.
+    const std::uint64_t batch3 = f.tracker.catch_up_mark();
+    f.stream->push(invalidate_b);
+    CHECK(f.tracker.catch_up(batch3));
+    CHECK_FALSE(f.cached("b"));
+
+    // Covered or not, a lost channel is never caught up with.
+    f.stream->end();
+    f.io.poll();
+    REQUIRE_FALSE(f.tracker.live());
+    CHECK(f.tracker.covered(batch1));
+    CHECK_FALSE(f.tracker.catch_up(batch1));
+}

@@ -103,8 +103,14 @@ public:
 
     // Applies every invalidation that has reached this host, reading the channel's socket if the
     // listener has not yet (one poll when nothing is pending). True when the channel is live and caught
-    // up: then a hit may be served. Any thread.
-    bool catch_up();
+    // up: then a hit may be served. Any thread. `mark` is catch_up_mark() taken when the batch's bytes
+    // were read: a check that began after that and found the cache caught up covers the batch too (an
+    // invalidation that reached the socket before those bytes was applied by it), so then no socket is
+    // looked at again (only whether the channels are still live).
+    bool catch_up(std::uint64_t mark);
+    std::uint64_t catch_up_mark() const noexcept { return checks_.load(std::memory_order_seq_cst); }
+    // Whether a check that began after `mark` was taken has found the cache caught up.
+    bool covered(std::uint64_t mark) const noexcept { return covered_.load(std::memory_order_seq_cst) > mark; }
 
     // Appends to `request` what makes a read on `link` tracked (CLIENT TRACKING on ... OPTIN once per
     // epoch and socket, then CLIENT CACHING yes) and counts those commands' replies into `replies`.
@@ -147,10 +153,14 @@ private:
     // Published by node_count_ (release): an entry below it is never moved or freed.
     std::array<std::unique_ptr<tracking_state>, kMaxNodes> nodes_;
     std::atomic<std::size_t> node_count_{0};
+    // Catch-up checks begun (each takes the next number), and the highest number of one that found every
+    // channel caught up (see catch_up).
+    std::atomic<std::uint64_t> checks_{0};
+    std::atomic<std::uint64_t> covered_{0};
 };
 
 // Whether the requests of one client's current batch may be served from the cache (invariant 5). Per
-// client, on its thread; new_batch() whenever more of its bytes are read.
+// client, on its thread; new_batch(tracker::catch_up_mark()) whenever more of its bytes are read.
 class read_gate {
 public:
     enum class verdict {
@@ -159,14 +169,20 @@ public:
         wait_barrier,  // strict: pass a read barrier first, then ask again
     };
 
-    void new_batch() noexcept { state_ = state::unchecked; }
+    void new_batch(std::uint64_t mark) noexcept {
+        state_ = state::unchecked;
+        mark_ = mark;
+    }
     verdict check(tracker& t);
+    // Whether the batch still needs a look at the channel's socket of its own: no check covers it yet.
+    bool needs_check(const tracker& t) const noexcept { return state_ == state::unchecked && !t.covered(mark_); }
     // A read barrier was answered (ok) or failed.
     void barrier_done(bool ok) noexcept { state_ = ok ? state::caught_up : state::behind; }
 
 private:
     enum class state : std::uint8_t { unchecked, caught_up, behind };
     state state_ = state::unchecked;
+    std::uint64_t mark_ = 0;
 };
 
 }  // namespace respcache::coherence

@@ -48,6 +48,9 @@ public:
     // The client's unprocessed bytes: the shell appends what it reads, then calls bytes_arrived().
     io_buffer& input() noexcept { return in_; }
     void bytes_arrived();
+    // The batch just read would look at the invalidation channel's socket before its first hit: the
+    // shell lets the thread's other ready clients read theirs first, so that one look covers them all.
+    bool catch_up_pending() const noexcept { return reader_.needs_catch_up(); }
     next advance();
 
     // The replies: the shell takes output from here and reports when it is written.

@@ -32,8 +32,11 @@ public:
     // MGET of just them, and the reply is put together in the order of the client's keys.
     outcome serve_many(command::args_view args, const command::read_policy& policy);
 
-    // New bytes of the client were read: the cache must be caught up with again before a hit.
-    void new_batch() noexcept { gate_.new_batch(); }
+    // New bytes of the client were read: the cache must be caught up with again before a hit (a check
+    // that begins after `mark`, tracker::catch_up_mark() now, will do).
+    void new_batch(std::uint64_t mark) noexcept { gate_.new_batch(mark); }
+    // Whether a hit of this batch would need a look at the channel's socket of its own now.
+    bool needs_catch_up() const noexcept;
     // The read barrier asked for by wait_barrier was answered (ok) or failed.
     void barrier_done(bool ok) noexcept { gate_.barrier_done(ok); }
 
