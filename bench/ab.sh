@@ -6,12 +6,8 @@
 # is a miss that fills the cache (as the bench's "GET misses that fill the cache").
 # usage: bench/ab.sh BIN_A BIN_B [ROUNDS] [MODE]
 A=$1; B=$2; R=${3:-5}; MODE=${4:-hits}
-KEYS=1000; OPTS=(--capacity 10000)
-if [ "$MODE" = fills ]; then KEYS=100000; OPTS=(--capacity 200000 --ttl 1ms); fi
 RP=42201; PA=42202; PB=42203
-redis-server --port $RP --save "" --appendonly no >/dev/null 2>&1 & RPID=$!
-sleep 0.5
-redis-benchmark -p $RP -t set -n 100000 -r $KEYS -d 100 -q >/dev/null
+. "$(dirname "$0")/one_redis.sh"
 $A --port $PA --backend redis://127.0.0.1:$RP --threads 1 "${OPTS[@]}" >/tmp/a.log 2>&1 & AP=$!
 $B --port $PB --backend redis://127.0.0.1:$RP --threads 1 "${OPTS[@]}" >/tmp/b.log 2>&1 & BP=$!
 sleep 0.7

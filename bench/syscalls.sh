@@ -5,12 +5,8 @@
 # MODE hits (the default): 1000 keys, all cached. MODE fills: 100k keys and --ttl 1ms (every GET fills).
 # usage: bench/syscalls.sh BIN [MODE] [CLIENTS]
 BIN=$1; MODE=${2:-hits}; C=${3:-50}
-KEYS=1000; OPTS=(--capacity 10000)
-if [ "$MODE" = fills ]; then KEYS=100000; OPTS=(--capacity 200000 --ttl 1ms); fi
 RP=42701; PA=42702; N=200000
-redis-server --port $RP --save "" --appendonly no >/dev/null 2>&1 & RPID=$!
-sleep 0.5
-redis-benchmark -p $RP -t set -n 100000 -r $KEYS -d 100 -q >/dev/null
+. "$(dirname "$0")/one_redis.sh"
 $BIN --port $PA --backend redis://127.0.0.1:$RP --threads 1 "${OPTS[@]}" >/dev/null 2>&1 & AP=$!
 sleep 0.7
 redis-benchmark -p $PA -t get -n 20000 -r $KEYS -c 10 -q >/dev/null

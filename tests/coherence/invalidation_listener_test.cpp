@@ -64,6 +64,11 @@ struct fixture {
         cache.fill(k, cache.begin_fill(k), "$1\r\nv\r\n", 1000);
     }
     bool cached(std::string_view name) const { return cache.contains(cache::make_key(0, name), 1000); }
+    // Redis answers the log-in and the SUBSCRIBE: the channel is live.
+    void go_live() {
+        stream->take_written();
+        push("+OK\r\n:42\r\n" + kConfirmed);
+    }
 };
 
 }  // namespace
@@ -109,8 +114,7 @@ TEST_CASE("listener: comes back after a busy Redis refused its log-in and its SU
 
 TEST_CASE("listener: invalidation messages remove their keys; a nil one flushes", "[coherence][listener]") {
     fixture f;
-    f.stream->take_written();
-    f.push("+OK\r\n:42\r\n" + kConfirmed);
+    f.go_live();
     REQUIRE(f.tracker.live());
     f.fill("a");
     f.fill("b");
@@ -126,8 +130,7 @@ TEST_CASE("listener: invalidation messages remove their keys; a nil one flushes"
 
 TEST_CASE("listener: a lost channel flushes the cache before anything else, then reconnects", "[coherence][listener]") {
     fixture f;
-    f.stream->take_written();
-    f.push("+OK\r\n:42\r\n" + kConfirmed);
+    f.go_live();
     REQUIRE(f.tracker.live());
     const auto epoch = f.tracker.state().epoch.load();
     f.fill("a");
@@ -145,8 +148,7 @@ TEST_CASE("listener: a lost channel flushes the cache before anything else, then
 TEST_CASE("catch-up: a check begun after a batch's bytes were read covers it; no earlier one does",
           "[coherence][listener]") {
     fixture f;
-    f.stream->take_written();
-    f.push("+OK\r\n:42\r\n" + kConfirmed);
+    f.go_live();
     REQUIRE(f.tracker.live());
     f.fill("a");
     f.fill("b");
