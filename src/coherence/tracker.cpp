@@ -16,10 +16,12 @@ bool tracker::cache_refused() const noexcept {
 }
 
 namespace {
-// Applies what has reached one channel's socket; true if it is live and caught up.
-bool catch_up_with(tracking_state& s) {
+// Applies what has reached one channel's socket (unless `look` is false: a check that began later
+// already did); true if it is live and caught up.
+bool catch_up_with(tracking_state& s, bool look) {
     backend::connection* channel = s.channel.load(std::memory_order_seq_cst);
     if (channel == nullptr) return false;
+    if (!look) return s.live.load(std::memory_order_seq_cst);
     // Checked after the socket: bytes taken before our look are either applied or being applied.
     if (!channel->input_waiting() && !s.draining.load(std::memory_order_seq_cst))
         return s.live.load(std::memory_order_seq_cst);
@@ -38,15 +40,11 @@ bool tracker::catch_up(std::uint64_t mark) {
     // Numbered before any socket is looked at: a batch whose mark is below it was read before.
     const std::uint64_t n = look ? checks_.fetch_add(1, std::memory_order_seq_cst) + 1 : 0;
     const std::size_t nodes = node_count_.load(std::memory_order_acquire);
-    const auto ok = [look](tracking_state& s) {
-        if (look) return catch_up_with(s);
-        return s.channel.load(std::memory_order_seq_cst) != nullptr && s.live.load(std::memory_order_seq_cst);
-    };
     if (nodes == 0) {
-        if (!ok(state_)) return false;
+        if (!catch_up_with(state_, look)) return false;
     } else {
         for (std::size_t i = 0; i < nodes; ++i)
-            if (nodes_[i]->active.load(std::memory_order_seq_cst) && !ok(*nodes_[i])) return false;
+            if (nodes_[i]->active.load(std::memory_order_seq_cst) && !catch_up_with(*nodes_[i], look)) return false;
         if (!state_.live.load(std::memory_order_seq_cst)) return false;
     }
     if (look) {
