@@ -205,9 +205,10 @@ void forwarder::send_on(backend::link& l, pending& p, std::string_view bytes, st
     l.send(bytes, replies, &p, timeout);
 }
 
-void forwarder::send_detached(pending& p, std::string_view bytes, std::uint32_t replies, milliseconds timeout) {
+void forwarder::send_detached(pending& p, std::uint32_t db, std::string_view bytes, std::uint32_t replies,
+                              milliseconds timeout) {
     backend::link& l = shared_link();
-    l.select(p_.client.db);
+    l.select(db);
     p.link = &l;
     p.replies = replies;
     ++detached_;

@@ -15,6 +15,8 @@ void pending::clear() {
     got_reply = false;
     await_echo = false;
     keep_reply = false;
+    parts_awaited = 0;
+    link_done_ = false;
     pushed_.clear();
 }
 
@@ -27,7 +29,7 @@ void pending::on_reply(std::size_t index, std::string_view bytes) {
     } else {
         trailing_reply(index, bytes);
     }
-    if (index + 1 == replies) finish();
+    if (index + 1 == replies) link_finished();
 }
 
 void pending::deliver(std::string_view bytes, bool answered) {
@@ -35,6 +37,16 @@ void pending::deliver(std::string_view bytes, bool answered) {
     errored = !answered;
     got_reply = answered;
     finish();
+}
+
+void pending::part_arrived() {
+    if (--parts_awaited == 0 && link_done_) finish();
+}
+
+void pending::link_finished() {
+    link_done_ = true;
+    link_complete();
+    if (parts_awaited == 0) finish();
 }
 
 void pending::on_push(std::string_view bytes) {
@@ -57,7 +69,7 @@ void pending::on_error(std::string_view reason) {
         data.clear();
         resp::reply_builder(&data).error("ERR " + std::string(reason));
     }
-    finish();
+    link_finished();
 }
 
 }  // namespace respcache::proxy

@@ -47,11 +47,33 @@ read_through::outcome read_through::serve_many(command::args_view args, const co
             at += len;
             continue;
         }
-        const cache::key k = cache::make_key(p_.client.db, args[i + 1]);
-        r.add_fetched(args[i + 1], fills && !fwd_.write_in_flight(k) && cache::lru_cache::cacheable_key(k));
+        add_missing(r, cache::make_key(p_.client.db, args[i + 1]), fills, hits_allowed);
+    }
+    if (r.fetch_count == 0) {  // every key missing is on its way in other clients' fills
+        r.parts_only();
+        fwd_.waiting(r);
+        return outcome::served;
     }
     fetch_missing(r, policy);
     return outcome::served;
+}
+
+// A key of an MGET the cache did not have: it waits for another client's fill of it in flight (as a
+// GET's miss does: only when a hit could have been served), or is fetched, and then filled (a shared
+// fill, when others may wait for it) unless a write of it is in flight.
+void read_through::add_missing(many_request& r, const cache::key& k, bool fills, bool may_join) {
+    auto& cache = p_.env.cache;
+    if (!fills || fwd_.write_in_flight(k) || !cache::lru_cache::cacheable_key(k)) return r.add_fetched(k.name, k.hash, false);
+    if (!may_join) return r.add_fetched(k.name, k.hash, true, cache.begin_fill(k));
+    auto waiter = r.part_waiter();
+    cache::fill_token token;
+    std::uint64_t flight = 0;
+    if (cache.join_or_lead(k, waiter, token, flight)) {
+        r.joined();
+        p_.env.stats.shared_misses.add();
+        return;
+    }
+    r.add_fetched(k.name, k.hash, true, token, flight);
 }
 
 // Each key of an MGET looked up: the hits' elements appended to found_, in the client's protocol; per
@@ -82,8 +104,6 @@ void read_through::fetch_missing(many_request& r, const command::read_policy& po
     auto& f = r.f;
     f.db = p_.client.db;
     f.policy = &policy;
-    for (std::size_t j = 0; j < r.fetch_count; ++j)
-        if (r.keys[j].fillable) r.keys[j].token = p_.env.cache.begin_fill({f.db, r.names[j], r.keys[j].hash, {}});
     f.sent_ms = steady_ms();
     const std::uint32_t n = begin_tracked(f.ticket, f.tracking);
     r.client_index = n;

@@ -18,7 +18,10 @@ namespace respcache::proxy {
 namespace read_detail {
 inline constexpr std::string_view kNil2 = "$-1\r\n";  // how a missing key's null is kept (GET's entries)
 inline constexpr std::string_view kNil3 = "_\r\n";
+// GET's row's policy: MGET's keys are GET's entries.
+inline const command::read_policy& get_policy() { return *command::table::local().find("get")->read; }
 }  // namespace read_detail
+using read_detail::get_policy;
 using read_detail::kNil2;
 using read_detail::kNil3;
 
@@ -132,15 +135,18 @@ public:
 };
 
 // MGET's keys the cache did not have: [prelude] MGET <those keys> PTTL <each>. Each value is inserted as
-// a GET entry if its PTTL agrees; the client's reply is the hits and the fetched values, in its order.
+// a GET entry if its PTTL agrees; the client's reply is the hits, the fetched values and the keys that
+// other clients' fills in flight brought (parts), in its order. A key this MGET fetched may be a shared
+// fill that GETs and MGETs wait for: it is ended as soon as this request's own replies are in.
 class read_through::many_request final : public pending {
 public:
     many_request(slot_home& home, read_through& owner) : pending(home, owner.p_.sink), owner_(owner) {}
 
     static constexpr std::uint32_t kFetched = UINT32_MAX;
+    static constexpr std::uint32_t kJoined = UINT32_MAX - 1;
     struct element {
-        std::uint32_t at;   // a hit: its offset in `found`; a key fetched: kFetched
-        std::uint32_t len;  // a hit: its length; a key fetched: its index among the fetched
+        std::uint32_t at;   // a hit: its offset in `found`; a key fetched: kFetched; a part: kJoined
+        std::uint32_t len;  // a hit: its length; a key fetched: its index among the fetched; a part: in `parts`
     };
     std::string found;              // the hits' encoded elements, back to back
     std::vector<element> order;     // per key of the client's MGET
@@ -149,7 +155,8 @@ public:
         cache::fill_token token;
         std::uint64_t hash = 0;
         std::int64_t pttl = 0;
-        bool fillable = false;  // no write of it was in flight
+        std::uint64_t flight = 0;  // lru_cache::join_or_lead's id when others may wait for this key
+        bool fillable = false;     // no write of it was in flight
     };
     std::vector<fetched> keys;
     std::size_t fetch_count = 0;  // names[0..fetch_count) are in use
@@ -162,23 +169,44 @@ public:
         bool fill_ok = true;
     } f;
 
-    void add_fetched(std::string_view name, bool fillable) {
+    void add_fetched(std::string_view name, std::uint64_t hash, bool fillable, cache::fill_token token = {},
+                     std::uint64_t flight = 0) {
         if (names.size() == fetch_count) names.emplace_back();
         names[fetch_count].assign(name);
-        keys.push_back({{}, cache::hash_name(name), 0, fillable});
+        keys.push_back({token, hash, 0, flight, fillable});
+        if (flight != 0) keep_reply = true;  // its waiters need the values even if this client goes
         order.push_back({kFetched, static_cast<std::uint32_t>(fetch_count++)});
     }
 
+    // Key `name` is to come from another client's fill: join_or_lead with this waiter, and if it joined,
+    // joined() before anything else is added.
+    cache::lru_cache::fill_waiter part_waiter() {
+        const auto j = static_cast<std::uint32_t>(parts_in_use_);
+        return [this, j, &host = owner_.p_.env.host](const std::shared_ptr<const std::string>& reply, bool answered) {
+            host.post([this, j, reply, answered] { part(j, *reply, answered); });
+        };
+    }
+    void joined() {
+        if (parts_.size() == parts_in_use_) parts_.emplace_back();
+        order.push_back({kJoined, static_cast<std::uint32_t>(parts_in_use_++)});
+        ++parts_awaited;
+    }
+    // No key is fetched: the request waits for its parts only.
+    void parts_only() { no_link_replies(); }
+
     void complete() override {
-        if (errored || !got_reply) return;
-        const auto values = resp::array_elements(data);
-        if (!values || values->size() != fetch_count) return;  // an error: the client gets it as it is
-        if (f.fill_ok && owner_.p_.env.coherence.may_fill(f.ticket, *f.tracking, *link)) fill_all(*values);
+        if (!part_error_.empty()) {  // another client's fill failed: the MGET fails as that client's read did
+            data.swap(part_error_);
+            return;
+        }
+        if (fetch_count != 0 && !values_ok_) return;  // an error: the client gets it as it is
         assembled_.clear();
         assembled_.append("*").append(std::to_string(order.size())).append("\r\n");
         for (const element& e : order)
             if (e.at == kFetched)
-                assembled_.append((*values)[e.len]);
+                assembled_.append(values_[e.len]);
+            else if (e.at == kJoined)
+                assembled_.append(parts_[e.len]);
             else
                 assembled_.append(found, e.at, e.len);
         data.swap(assembled_);
@@ -191,6 +219,10 @@ protected:
         order.clear();
         keys.clear();
         fetch_count = 0;
+        parts_in_use_ = 0;
+        part_error_.clear();
+        values_.clear();
+        values_ok_ = false;
         f = facts{};
     }
     void prelude_reply(std::size_t index, std::string_view bytes) override {
@@ -202,26 +234,76 @@ protected:
     }
     void failed() override { f.fill_ok = false; }
 
+    void link_complete() override {
+        if (fetch_count == 0) return;
+        environment& env = owner_.p_.env;
+        if (errored || !got_reply) {  // the link failed: so do the reads that waited for this one
+            for (std::size_t j = 0; j < fetch_count; ++j)
+                if (keys[j].flight != 0) env.cache.end_fill(key_of(j), keys[j].flight, data, false);
+            return;
+        }
+        if (auto values = resp::array_elements(data); values && values->size() == fetch_count) {
+            values_ = std::move(*values);
+            values_ok_ = true;
+        }
+        if (values_ok_ && f.fill_ok && env.coherence.may_fill(f.ticket, *f.tracking, *link)) fill_all();
+        for (std::size_t j = 0; j < fetch_count; ++j) end_shared(j);
+    }
+
 private:
-    void fill_all(const std::vector<std::string_view>& values) {
+    cache::key key_of(std::size_t j) const { return {f.db, names[j], keys[j].hash, {}}; }
+
+    // What GET would have said of fetched key j, for the reads that wait for it. A null is a GET's null
+    // only if PTTL found no key either; else the key may hold another type (GET: WRONGTYPE) or have been
+    // made between the two: a GET of its own answers them. So does an MGET refused as a whole.
+    void end_shared(std::size_t j) {
+        const fetched& k = keys[j];
+        if (k.flight == 0) return;
+        if (values_ok_ && !resp::is_null(values_[j]))
+            owner_.p_.env.cache.end_fill(key_of(j), k.flight, values_[j], true);
+        else if (values_ok_ && k.pttl == -2)
+            owner_.p_.env.cache.end_fill(key_of(j), k.flight, kNil2, true);
+        else
+            owner_.hand_over(f.db, names[j], k.hash, k.flight);
+    }
+
+    void fill_all() {
         environment& env = owner_.p_.env;
         const std::size_t max_value = env.settings.max_value_size.load(std::memory_order_relaxed);
         const bool negative = env.settings.cache_missing_keys.load(std::memory_order_relaxed);
         const cache::millis now = steady_ms();
         for (std::size_t j = 0; j < fetch_count; ++j) {
             const fetched& k = keys[j];
-            std::string_view value = values[j];
+            std::string_view value = values_[j];
             const bool null = resp::is_null(value);
             // As for GET: PTTL must agree with the value (-2 with a null), and 0 means about to go.
             if (!k.fillable || k.pttl == 0 || k.pttl < -2 || null != (k.pttl == -2)) continue;
             if ((null && !negative) || !f.policy->keeps(value, max_value)) continue;
             if (null) value = kNil2;
             const cache::millis expires = k.pttl > 0 ? f.sent_ms + k.pttl : INT64_MAX;
-            env.cache.fill({f.db, names[j], k.hash, {}}, k.token, value, now, expires);
+            env.cache.fill(key_of(j), k.token, value, now, expires);
         }
     }
 
+    // Part j's reply is GET's: a value is MGET's element as it is; a null, or WRONGTYPE, is MGET's null
+    // in this client's protocol; another error, or a failure, is the MGET's reply.
+    void part(std::uint32_t j, std::string_view bytes, bool answered) {
+        if (!answered || (resp::is_error(bytes) && !bytes.starts_with("-WRONGTYPE"))) {
+            if (part_error_.empty()) part_error_.assign(bytes.empty() ? "-ERR backend unavailable\r\n" : bytes);
+        } else if (resp::is_null(bytes) || resp::is_error(bytes)) {
+            parts_[j].assign(owner_.p_.client.proto == resp::protocol::resp3 ? kNil3 : kNil2);
+        } else {
+            parts_[j].assign(bytes);
+        }
+        part_arrived();
+    }
+
     read_through& owner_;
+    std::vector<std::string_view> values_;  // the fetched keys' elements, in `data`
+    bool values_ok_ = false;
+    std::vector<std::string> parts_;  // the joined keys' elements (strings kept across reuse)
+    std::size_t parts_in_use_ = 0;
+    std::string part_error_;
     std::string assembled_;
 };
 

@@ -47,7 +47,7 @@ read_through::outcome read_through::serve(command::args_view args, const command
         fwd_.forward(args, info);  // nothing will be cached: a plain forward
         return outcome::served;
     }
-    join_or_fill(k, policy);
+    join_or_fill(k, policy, *hits);
     return outcome::served;
 }
 
@@ -84,7 +84,12 @@ bool read_through::lookup(const cache::key& k, const command::read_policy& polic
 }
 
 // A miss waits for another client's fill of the same entry in flight, or becomes the one others wait for.
-void read_through::join_or_fill(const cache::key& k, const command::read_policy& policy) {
+void read_through::join_or_fill(const cache::key& k, const command::read_policy& policy, bool may_join) {
+    if (!may_join) {  // behind the channel: a fill in flight may have begun before a write this batch saw
+        fill_request& r = p_.queue.push_new(fills_);
+        r.f.token = p_.env.cache.begin_fill(k);
+        return start_fill(r, k, policy, p_.client.raw, true);
+    }
     auto w = waits_.take();
     auto waiter = w->waiter();
     cache::fill_token token;
@@ -138,15 +143,25 @@ void read_through::start_fill(fill_request& r, const cache::key& k, const comman
     if (for_client)
         fwd_.send(r, request_, n + 2, p_.env.settings.request_timeout());
     else
-        fwd_.send_detached(r, request_, n + 2, p_.env.settings.request_timeout());
+        fwd_.send_detached(r, k.db, request_, n + 2, p_.env.settings.request_timeout());
 }
 
 // A GET entry that an MGET hit is refreshed by a GET of its key.
 void read_through::refresh_value(const cache::key& k) {
-    const command::row* get = command::table::local().find("get");
     command_scratch_.clear();
     resp::write_command(command_scratch_, {"GET", k.name});
-    refresh(k, *get->read, command_scratch_);
+    refresh(k, get_policy(), command_scratch_);
+}
+
+void read_through::hand_over(std::uint32_t db, std::string_view name, std::uint64_t hash, std::uint64_t flight) {
+    const cache::key k{db, name, hash, {}};
+    refresh_request& r = *refreshes_.take().release();  // the link's until refresh_sink gives it back
+    r.keep_reply = true;
+    r.f.token = p_.env.cache.begin_fill(k);
+    r.f.flight = flight;
+    std::string command;  // not command_scratch_: this runs in a reply's completion, maybe within a refresh
+    resp::write_command(command, {"GET", name});
+    start_fill(r, k, get_policy(), command, false);
 }
 
 bool read_through::needs_catch_up() const noexcept {

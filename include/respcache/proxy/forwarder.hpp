@@ -59,9 +59,10 @@ public:
     // The same on a link of the caller's (an AUTH's own connection), in whatever database it is in.
     void send_on(backend::link& l, pending& p, std::string_view bytes, std::uint32_t replies,
                  std::chrono::milliseconds timeout);
-    // `p`, in no reply queue, on the shared link: a request whose reply is no client's (a refresh).
-    // Counted apart from in_flight(); `detached_done` when it has completed.
-    void send_detached(pending& p, std::string_view bytes, std::uint32_t replies, std::chrono::milliseconds timeout);
+    // `p`, in no reply queue, on the shared link in database `db`: a request whose reply is no client's
+    // (a refresh). Counted apart from in_flight(); `detached_done` when it has completed.
+    void send_detached(pending& p, std::uint32_t db, std::string_view bytes, std::uint32_t replies,
+                       std::chrono::milliseconds timeout);
     void detached_done(pending& p);
     std::size_t detached() const noexcept { return detached_; }
     // Called as each detached request ends (the client's shell may be waiting for the last).

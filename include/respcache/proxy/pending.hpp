@@ -56,8 +56,20 @@ protected:
     // The reply came by another way than this request's own link (another client's shared fill).
     void deliver(std::string_view bytes, bool answered);
 
+    // Parts of the reply that other clients' fills bring (an MGET's keys): the request finishes once
+    // its link's replies and every part are in, whichever comes last.
+    std::uint32_t parts_awaited = 0;
+    void part_arrived();
+    // A request that waits for parts only: its link's share is done before it begins.
+    void no_link_replies() noexcept { link_done_ = true; }
+    // Every reply of the link is in, or it failed; before any part still awaited.
+    virtual void link_complete() {}
+
 private:
+    void link_finished();
     void finish();
+
+    bool link_done_ = false;
 
     completion_sink* sink_;
     std::string pushed_;  // pushes Redis sent ahead of the reply: the client gets them first

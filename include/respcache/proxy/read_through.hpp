@@ -60,12 +60,17 @@ private:
     // Sends the fill `r`, whose token (and, for a client's miss, shared fill id) is set.
     void start_fill(fill_request& r, const cache::key& k, const command::read_policy& policy, std::string_view command,
                     bool for_client);
-    // A miss of `k`: waits for another client's fill of it in flight if there is one still good, or
-    // fills it (and others may wait for this one).
-    void join_or_fill(const cache::key& k, const command::read_policy& policy);
+    // A miss of `k`: waits for another client's fill of it in flight if there is one still good and
+    // `may_join` (the batch is caught up with the channel, as for a hit), or fills it (and others may
+    // wait for this one).
+    void join_or_fill(const cache::key& k, const command::read_policy& policy, bool may_join);
+    // A shared fill of GET's entry for `name` that an MGET led, whose reply cannot tell its waiters what
+    // a GET would have said (a null for a key that exists): a GET of the key's own takes it over.
+    void hand_over(std::uint32_t db, std::string_view name, std::uint64_t hash, std::uint64_t flight);
     // The start of a tracked request on the shared link: its prelude in request_, its ticket and reply count.
     std::uint32_t begin_tracked(coherence::fill_ticket& ticket, coherence::link_tracking*& tracking);
     std::size_t lookup_each(command::args_view args, bool hits_allowed);
+    void add_missing(many_request& r, const cache::key& k, bool fills, bool may_join);
     void fetch_missing(many_request& r, const command::read_policy& policy);
 
     core_parts p_;
