@@ -93,6 +93,7 @@ fuzz:
 	fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZERS)
 
 bench: deps build
+	cmake --build $(BUILD) --target respload
 	$(PYTHON) bench/run.py --bin $(abspath $(BUILD))/respcache $(BENCH_ARGS)
 
 # Ten minutes of mixed load (SOAK_SECONDS=N for another length), failing if respcache's RSS keeps growing

@@ -13,6 +13,10 @@ respcache against Redis's own figure), the staleness window of client tracking, 
 against the servers' own counters (INFO proxy of respcache, INFO commandstats of Redis), because
 redis-benchmark counts error replies as successful requests.
 
+The hgetall_hits_light* scenarios send the load of hgetall_hits with respload (bench/respload.cpp, built
+as the CMake target `respload`) instead of redis-benchmark, which is itself the bound there; every
+single-process run records the load generator's CPU beside the target's.
+
 The cluster_* scenarios start a Redis Cluster of 3 masters of their own (ports below the ephemeral
 range, bus ports + 10000) and compare respcache in front of it (--backend redis+cluster://) with
 redis-benchmark --cluster straight to the masters, on the same keys.
@@ -644,6 +648,52 @@ def rb_together(port: int, runs: Sequence[tuple], timeout: float) -> Dict:
     return {"runs": results, "seconds": max(ends)}
 
 
+# ---------------------------------------------------------------------------------------------------
+# respload (bench/respload.cpp): a load generator that costs little per reply, for the rows where
+# redis-benchmark itself is the bound (it builds a hiredis reply object per element of every reply).
+# Its arguments read as redis-benchmark's (-c, -P, -n, -r, the command with __rand_int__); it prints one
+# JSON line and exits non-zero on a connection failure, a protocol error or any error reply.
+
+def rl_argv(binary: str, port: int, args: Sequence[str]) -> List[str]:
+    return [binary, "--host", HOST, "--port", str(port), *args]
+
+
+def rl_template(args: Sequence[str]) -> str:
+    return " ".join(["respload", "--host", HOST, "--port", "<port>", *(shlex.quote(a) for a in args)])
+
+
+def rl_run(binary: str, port: int, args: Sequence[str], timeout: float) -> Dict:
+    """One respload run: its JSON line, with the wall time of the process ("wall_seconds"; its own
+    "seconds" run from the first request sent to the last reply)."""
+    t0 = time.monotonic()
+    argv = rl_argv(binary, port, args)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                         text=True, preexec_fn=raise_nofile, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except BaseException:
+        p.kill()  # by pid, as rb_finish does
+        p.communicate()
+        raise
+    line = out.strip().splitlines()[-1] if out.strip() else ""
+    try:
+        r = json.loads(line)
+    except ValueError:
+        r = None
+    if p.returncode != 0 or r is None:
+        what = f"{r['errors']} error replies, first {r['first_error']!r}" if r and r.get("errors") else err.strip()[-300:]
+        raise RuntimeError(f"respload exited {p.returncode}: {what}")
+    r["wall_seconds"] = round(time.monotonic() - t0, 3)
+    return r
+
+
+def children_cpu() -> float:
+    """User + system CPU of this process's children reaped so far: around one load-generator run (the
+    only child that ends meanwhile), what the load generator itself used."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 RESP3_LINE = re.compile(rb"(?:^| )resp=3(?: |$)")
 
 
@@ -692,8 +742,8 @@ class Scenario:
     name: str
     title: str
     meaning: str
-    mode: str                # rps | mix | latency
-    args: List[str]          # redis-benchmark args (mode rps/latency); GET half for mix
+    mode: str                # rps | mix | latency | together | cluster | light
+    args: List[str]          # redis-benchmark args (mode rps/latency; respload's in mode light); GET half for mix
     test: str = "GET"
     warm: bool = False       # warm the respcache instance before each of its runs (hit scenarios)
     expect_hits: Optional[bool] = None  # True: respcache must answer from cache; False: must miss
@@ -889,6 +939,23 @@ def scenarios() -> List[Scenario]:
                  "reply checked). 50 connections, one request in flight each.",
                  "rps", **custom_load(HASH_KEYS, "HGETALL", "h:__rand_int__"), warm=True, expect_hits=True,
                  keys=HASHES, seeds=(HASHES,), targets=three("main"), ratio_pairs=THREE_RATIOS),
+        Scenario("hgetall_hits_light", "HGETALL hits, 50-field hashes, 50 clients, light load generator",
+                 "The load of 'HGETALL hits, 50-field hashes, 50 clients' (same hashes, seeding, warming, reply "
+                 "check, 50 connections, one request in flight each, keys drawn per request below -r "
+                 f"{HASH_KEYS}) sent by respload (bench/respload.cpp) instead of redis-benchmark: it counts "
+                 "replies by walking their framing, without building an object per element, so it needs "
+                 "much less CPU per HGETALL reply than redis-benchmark, which uses a whole core there. "
+                 "The load generator's own CPU is measured in every run.",
+                 "light", **custom_load(HASH_KEYS, "HGETALL", "h:__rand_int__"), warm=True,
+                 expect_hits=True, keys=HASHES, seeds=(HASHES,), targets=three("main"),
+                 ratio_pairs=THREE_RATIOS),
+        Scenario("hgetall_hits_light_p16", "HGETALL hits, 50-field hashes, 50 clients, pipeline 16, light load generator",
+                 "As 'HGETALL hits ..., light load generator' with 16 requests in flight per connection "
+                 "(respload -P 16: a batch of 16, the next once all 16 replies are in, as redis-benchmark -P "
+                 "does): fewer system calls per request on every side.",
+                 "light", args=["-P", "16", *custom_load(HASH_KEYS, "HGETALL", "h:__rand_int__")["args"]],
+                 test="HGETALL h:__rand_int__", warm=True, expect_hits=True, keys=HASHES, seeds=(HASHES,),
+                 targets=three("main"), ratio_pairs=THREE_RATIOS),
         Scenario("mget10_hits", "MGET of 10 keys, all hits, 50 clients",
                  "MGET of 10 random keys among 100k (each drawn independently), all cached in respcache "
                  "by the GET warming: respcache serves an MGET key by key from GET entries. Its hit ratio "
@@ -988,6 +1055,7 @@ class Bench:
         self.opts = opts
         self.workdir = Path(tempfile.mkdtemp(prefix="respcache-bench-"))
         self.procs = Procs(self.workdir, opts.bin)
+        self.respload = opts.respload  # the light load generator (bench/respload.cpp), mode light
         self.instances: Dict[str, Proc] = {}
         self.results: Dict = {}
         self.warnings: List[str] = []
@@ -1409,12 +1477,20 @@ class Bench:
         """Requests for a run of about --duration seconds, from a short run against Redis direct (the
         same -n is then used for every target and round of the scenario). The cluster rows calibrate
         against the cluster direct (redis-benchmark --cluster)."""
-        key = " ".join(sc.args) + (" (TLS)" if sc.tls else "") + (" (cluster)" if sc.mode == "cluster" else "")
+        key = (" ".join(sc.args) + (" (TLS)" if sc.tls else "") + (" (cluster)" if sc.mode == "cluster" else "")
+               + (" (respload)" if sc.mode == "light" else ""))
         if key in self.calibrated:
             return self.calibrated[key]
         probe_n = 5000 if rb_clients(sc.args) == 1 else 20000
         if "-P" in sc.args:
             probe_n *= 4
+        if sc.mode == "light":  # respload against Redis direct
+            r = rl_run(self.respload, self.instance("redis").port, ["-n", str(probe_n), *sc.args], timeout=120)
+            n = int(r["rps"] * self.duration)
+            n = max(2000, min(n, 5_000_000))
+            n = (n // 1000) * 1000 or 1000
+            self.calibrated[key] = n
+            return n
         if sc.mode == "cluster":
             port, tls = self.instance("redis_cluster").port, ["--cluster"]
         else:
@@ -1455,6 +1531,9 @@ class Bench:
             warm_load = [(["-n", str(m // 3), *a], sc.test) for m, a in zip(split, sc.parts)]
             n_get, n_set = sum(split), 0
             res["commands"] = [rb_template(a) for a, _ in together]
+        elif sc.mode == "light":
+            n_get, n_set = n, 0
+            res["commands"] = rl_template(["-n", str(n), *sc.args])
         else:
             n_get, n_set = (0, n) if sc.command == "set" else (n, 0)
             tls = ["--tls", "--cacert", "ca.crt", "--cert", "client.crt", "--key", "client.key"] if sc.tls else []
@@ -1502,13 +1581,34 @@ class Bench:
                     total = n_get
                     run.update({"rps": round(total / tg["seconds"], 2), "seconds": tg["seconds"],
                                 "parts": tg["runs"], "argv": [rb_argv(p.port, a) for a, _ in together]})
+                elif sc.mode == "light":
+                    args = ["-n", str(n), *sc.args]
+                    client0 = children_cpu()
+                    rl = rl_run(self.respload, p.port, args, timeout)
+                    run.update({"rps": rl["rps"], "seconds": rl["seconds"], "wall_seconds": rl["wall_seconds"],
+                                "p50_ms": rl["p50_ms"], "p99_ms": rl["p99_ms"], "respload": rl,
+                                "argv": rl_argv(self.respload, p.port, args)})
+                    if rl["requests"] != n or rl["errors"]:
+                        self.warn(f"{sc.name} / {t.label}: respload counted {rl['requests']} replies for {n} "
+                                  f"requests, {rl['errors']} errors")
+                    total = n
                 else:
                     port, tls = self.bench_port(sc, p)
                     args = ["-n", str(n), *tls, *sc.args]
                     during = watch_resp3(p.port, rb_clients(sc.args)) if sc.resp3 else None
+                    client0 = children_cpu()
                     run.update(rb_run(port, args, sc.test, timeout, during))
                     run["argv"] = rb_argv(port, args)
                     total = n
+                if sc.mode in ("rps", "latency", "light"):
+                    # The load generator's own CPU (the one child reaped meanwhile), as a share of a core
+                    # over its process's wall time, beside the target's share: does the generator, rather
+                    # than the server, bound the row?
+                    wall = run.get("wall_seconds") or run["seconds"]
+                    run["client_cpu_seconds"] = round(children_cpu() - client0, 3)
+                    run["client_cpu_share"] = round(run["client_cpu_seconds"] / wall, 3) if wall else None
+                    if None not in cpu_before and cpu_seconds(p.pid) is not None and wall:
+                        run["server_cpu_share"] = round((cpu_seconds(p.pid) - cpu_before[0]) / wall, 3)
                 # CPU time per request of the target's process and of Redis behind it (the same process
                 # for Redis direct): what a request costs, which the throughput of 3 busy processes on
                 # shared cores hides. Clock-tick resolution (10 ms) over runs of about 2 s of CPU.
@@ -1526,6 +1626,9 @@ class Bench:
                 extra = ""
                 if sc.mode == "latency":
                     extra = f"  p50 {run['p50_ms']:.3f} ms  p99 {run['p99_ms']:.3f} ms"
+                if run.get("client_cpu_share") is not None:
+                    extra += (f"  CPU (cores): load generator {run['client_cpu_share']:.2f}"
+                              + (f", {t.label} {run['server_cpu_share']:.2f}" if "server_cpu_share" in run else ""))
                 hr = run.get("counters", {}).get("hit_ratio")
                 if hr is not None:
                     extra += f"  hit ratio {hr:.4f}"
@@ -1542,7 +1645,11 @@ class Bench:
             if cpus:
                 tr["median_cpu_us_per_request"] = median(cpus)
                 tr["median_redis_cpu_us_per_request"] = median(redis_cpus)
-            if sc.mode == "latency" or sc.name == "scaling":
+            for f in ("client_cpu_share", "server_cpu_share"):
+                xs = [r[f] for r in tr["runs"] if r.get(f) is not None]
+                if xs:
+                    tr[f"median_{f}"] = median(xs)
+            if sc.mode == "latency" or sc.name == "scaling" or sc.mode == "light":
                 for f in ("p50_ms", "p99_ms"):
                     xs = [r[f] for r in tr["runs"]]
                     tr.update({f"median_{f}": median(xs), f"min_{f}": min(xs), f"max_{f}": max(xs)})
@@ -1866,6 +1973,7 @@ class Bench:
             "settings": {"rounds": self.rounds, "target_seconds_per_run": self.duration, "keys": KEYS,
                          "value_bytes": VALUE_SIZE, "respcache_bin": self.opts.bin,
                          "respcache_args": {k: v for k, v in self.RESPCACHE_ARGS.items()},
+                         "respload_bin": self.respload,
                          "order": "targets alternated in the listed order within each round"},
             "loadavg_start": os.getloadavg(),
             "scenarios": {}, "errors": [],
@@ -2003,7 +2111,7 @@ def markdown(res: Dict) -> str:
     sc = res["scenarios"]
     three_rows = [n for n in ("get_hits", "get_hits_p16", "get_hits_resp3", "get_hits_p16_resp3",
                               "get_miss_nocache", "get_miss_cold", "set", "mix", "clients_1000",
-                              "hgetall_hits", "mget10_hits", "mget10_half", "zipf", "zipf_tinylfu") if n in sc]
+                              "hgetall_hits", "hgetall_hits_light", "hgetall_hits_light_p16", "mget10_hits", "mget10_half", "zipf", "zipf_tinylfu") if n in sc]
     if three_rows or "latency" in sc:
         L.append("Requests per second, median over rounds [min–max]; ratios of medians (> 1: respcache faster).")
         L.append("")
@@ -2063,6 +2171,20 @@ def markdown(res: Dict) -> str:
                      "twemproxy does not speak RESP3"
                      + (f": `{probe['command']}` exited {probe['exit_status']} ({probe['output']})."
                         if probe and not probe["speaks_resp3"] else "."))
+        gen_rows = [n for n in ("hgetall_hits", "hgetall_hits_light", "hgetall_hits_light_p16") if n in sc]
+        if any(sc[n]["mode"] == "light" for n in gen_rows):
+            parts = []
+            for n in gen_rows:
+                s_ = sc[n]
+                cells = ", ".join(f"{t} {s_['targets'][t].get('median_client_cpu_share', float('nan')):.2f} "
+                                  f"(server {s_['targets'][t].get('median_server_cpu_share', float('nan')):.2f})"
+                                  for t in (RESPCACHE, REDIS, TWEM) if t in s_["targets"])
+                gen = "respload" if s_["mode"] == "light" else "redis-benchmark"
+                parts.append(f"{s_['title']} ({gen}): {cells}")
+            L.append("")
+            L.append("Load generator CPU, cores (1.00: a whole core), median over rounds, against each target, with "
+                     "the target's own process in brackets (user + system over the generator's wall time; "
+                     "`getrusage(RUSAGE_CHILDREN)` and `/proc/<pid>/stat`): " + "; ".join(parts) + ".")
         L.append("")
         cpu_rows = [n for n in three_rows + (["latency"] if "latency" in sc else [])
                     if all("median_cpu_us_per_request" in sc[n]["targets"][t] for t in (RESPCACHE, REDIS))
@@ -2219,6 +2341,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 1 round, ~1 s runs, 200 staleness trials, 200k entries for memory")
     ap.add_argument("--only", help="comma-separated scenarios to run (default: all)")
+    ap.add_argument("--respload", help="the respload binary of the light rows (default: respload beside --bin; "
+                    "`make bench` builds it)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of A B C (default 3; --quick: 1)")
     ap.add_argument("--duration", type=float, default=0,
                     help="target seconds per redis-benchmark run (default 3; --quick: 1)")
@@ -2235,6 +2359,11 @@ def main() -> int:
     opts.bin = str(Path(opts.bin).resolve())
     if not os.access(opts.bin, os.X_OK):
         ap.error(f"--bin {opts.bin} is not an executable (run `make build` first)")
+    opts.respload = str(Path(opts.respload).resolve() if opts.respload else Path(opts.bin).parent / "respload")
+    if any(s.mode == "light" and (only is None or s.name in only) for s in scenarios()) \
+            and not os.access(opts.respload, os.X_OK):
+        ap.error(f"respload {opts.respload} is not an executable (cmake --build <build dir> --target respload, "
+                 f"or --respload PATH; `make bench` builds it)")
     for tool in ("redis-server", "redis-benchmark", "redis-cli", "nutcracker"):
         if shutil.which(tool) is None:
             ap.error(f"{tool} not found on PATH (make deps installs it)")
