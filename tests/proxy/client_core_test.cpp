@@ -425,6 +425,13 @@ TEST_CASE("core: an MGET key whose PTTL disagrees with its value, or with a writ
     CHECK_FALSE(f.cached("w"));
     CHECK_FALSE(f.cached("x"));
     CHECK_FALSE(f.cached("y"));
+    // x is read anew by a GET of its own, in the background: its value is kept, and nothing is left waiting.
+    CHECK(f.links.shared_link.take_sent() == cmd({"GET", "x"}) + cmd({"PTTL", "x"}));
+    CHECK(f.core->outstanding() == 1);
+    CHECK(f.answer(f.links.shared_link, "$2\r\nvx\r\n:-1\r\n") == next::read);
+    CHECK(f.out().empty());
+    CHECK(f.cached("x"));
+    CHECK(f.core->outstanding() == 0);
 }
 
 TEST_CASE("core: an MGET whose fetch fails answers the error, once", "[proxy][core][mget]") {
