@@ -484,7 +484,7 @@ TEST_CASE("core: a miss never waits for a request sent before its key was invali
 }
 
 TEST_CASE("core: a miss behind the channel (its read barrier failed) never waits for a fill in flight",
-          "[proxy][core][shared]") {
+          "[proxy][core][shared][mget]") {
     core_fixture f(coherence::invalidation_mode::tracking, coherence::consistency_mode::strict);
     auto& t = f.coherence.state();
     std::vector<std::uint64_t> barriers;
@@ -503,53 +503,28 @@ TEST_CASE("core: a miss behind the channel (its read barrier failed) never waits
                                                  cmd({"PTTL", "k"}));
     // The other's barrier fails (the channel was lost, and is back by the time it reads): the fill in
     // flight may predate a write the channel had not yet shown it, so it reads k on its own.
-    CHECK(f.send(cmd({"GET", "k"}), *other) == next::wait);
+    const bool mget = GENERATE(false, true);
+    CAPTURE(mget);
+    CHECK(f.send(mget ? cmd({"MGET", "k", "j"}) : cmd({"GET", "k"}), *other) == next::wait);
     REQUIRE(barriers == std::vector<std::uint64_t>{1, 2});
     t.live = false;
     t.barriers_failed();
     t.live = true;
     f.host.run_posted();
     CHECK(other->advance() == next::wait);
-    CHECK(f.links.shared_link.take_sent() == cmd({"CLIENT", "CACHING", "yes"}) + cmd({"GET", "k"}) + cmd({"PTTL", "k"}));
-    CHECK(f.stats.shared_misses.get() == 0);
-    CHECK(f.answer(f.links.shared_link, "+OK\r\n+OK\r\n$3\r\nold\r\n:-1\r\n+OK\r\n$3\r\nnew\r\n:-1\r\n") ==
-          next::read);
-    CHECK(f.out() == "$3\r\nold\r\n");
-    f.host.run_posted();
-    other->advance();
-    CHECK(f.out(*other) == "$3\r\nnew\r\n");
-}
-
-TEST_CASE("core: an MGET behind the channel fetches its missing keys itself, fills in flight or not",
-          "[proxy][core][shared][mget]") {
-    core_fixture f(coherence::invalidation_mode::tracking, coherence::consistency_mode::strict);
-    auto& t = f.coherence.state();
-    std::vector<std::uint64_t> barriers;
-    t.send_barrier = [&](std::uint64_t seq) { barriers.push_back(seq); };
-    t.live = true;
-    t.redirect_id = 42;
-    auto other = f.new_core(8);
-    CHECK(f.send(cmd({"GET", "k"})) == next::wait);
-    t.barrier_answered(1);
-    f.host.run_posted();
-    CHECK(f.core->advance() == next::wait);
-    f.links.shared_link.take_sent();
-    CHECK(f.send(cmd({"MGET", "k", "j"}), *other) == next::wait);
-    REQUIRE(barriers == std::vector<std::uint64_t>{1, 2});
-    t.live = false;
-    t.barriers_failed();
-    t.live = true;
-    f.host.run_posted();
-    CHECK(other->advance() == next::wait);
+    const std::string caching = cmd({"CLIENT", "CACHING", "yes"});
     CHECK(f.links.shared_link.take_sent() ==
-          cmd({"CLIENT", "CACHING", "yes"}) + cmd({"MGET", "k", "j"}) + cmd({"PTTL", "k"}) + cmd({"PTTL", "j"}));
+          caching + (mget ? cmd({"MGET", "k", "j"}) + cmd({"PTTL", "k"}) + cmd({"PTTL", "j"})
+                          : cmd({"GET", "k"}) + cmd({"PTTL", "k"})));
     CHECK(f.stats.shared_misses.get() == 0);
-    CHECK(f.answer(f.links.shared_link, "+OK\r\n+OK\r\n$3\r\nold\r\n:-1\r\n+OK\r\n*2\r\n$3\r\nnew\r\n$1\r\nj\r\n:-1\r\n:-1\r\n") ==
+    const std::string own = mget ? "*2\r\n$3\r\nnew\r\n$1\r\nj\r\n" : "$3\r\nnew\r\n";
+    CHECK(f.answer(f.links.shared_link,
+                   "+OK\r\n+OK\r\n$3\r\nold\r\n:-1\r\n+OK\r\n" + own + (mget ? ":-1\r\n:-1\r\n" : ":-1\r\n")) ==
           next::read);
     CHECK(f.out() == "$3\r\nold\r\n");
     f.host.run_posted();
     other->advance();
-    CHECK(f.out(*other) == "*2\r\n$3\r\nnew\r\n$1\r\nj\r\n");
+    CHECK(f.out(*other) == own);
 }
 
 TEST_CASE("core: a shared GET's null reaches each client in its own protocol", "[proxy][core][shared]") {
