@@ -907,6 +907,12 @@ def scenarios() -> List[Scenario]:
                  "the full cost of a first read of a key.",
                  "rps", ["-t", "get", "-c", "50", *COMMON],
                  targets=three("cold"), ratio_pairs=THREE_RATIOS),
+        Scenario("get_miss_cold_ttl", "GET misses that fill the cache, --invalidation ttl",
+                 "as the row above, with --invalidation ttl: no client tracking, so every GET is a miss "
+                 "that sends GET + PTTL and fills the cache; what tracking costs a fill is the "
+                 "difference between the two rows.",
+                 "rps", ["-t", "get", "-c", "50", *COMMON],
+                 targets=three("cold_ttl"), ratio_pairs=THREE_RATIOS),
         Scenario("set", "SET, 50 clients",
                  "SET of random keys (100-byte values): forwarded by respcache and twemproxy; respcache "
                  "also invalidates the key in its cache.",
@@ -1075,6 +1081,7 @@ class Bench:
         "main": ["--capacity", "200000", "--ttl", CACHE_TTL],
         "nocache": ["--capacity", "0"],
         "cold": ["--capacity", "200000", "--ttl", "1ms"],
+        "cold_ttl": ["--capacity", "200000", "--ttl", "1ms", "--invalidation", "ttl"],
         "threads2": ["--capacity", "200000", "--ttl", CACHE_TTL, "--threads", "2"],
         "ttlmode": ["--capacity", "200000", "--ttl", CACHE_TTL, "--invalidation", "ttl"],
         "strict": ["--capacity", "200000", "--ttl", CACHE_TTL, "--consistency", "strict"],
@@ -2110,7 +2117,7 @@ def markdown(res: Dict) -> str:
     L.append("")
     sc = res["scenarios"]
     three_rows = [n for n in ("get_hits", "get_hits_p16", "get_hits_resp3", "get_hits_p16_resp3",
-                              "get_miss_nocache", "get_miss_cold", "set", "mix", "clients_1000",
+                              "get_miss_nocache", "get_miss_cold", "get_miss_cold_ttl", "set", "mix", "clients_1000",
                               "hgetall_hits", "hgetall_hits_light", "hgetall_hits_light_p16", "mget10_hits", "mget10_half", "zipf", "zipf_tinylfu") if n in sc]
     if three_rows or "latency" in sc:
         L.append("Requests per second, median over rounds [min–max]; ratios of medians (> 1: respcache faster).")
