@@ -23,19 +23,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import Conn, encode, free_port, key_name, seed_value  # noqa: E402  (the bench's RESP client)
+from run import STRINGS, Conn, cpu_seconds, encode, free_port, key_name, wait_until  # noqa: E402
 
-KEYS = 100_000
+KEYS = STRINGS.count
 BATCH = 50
-
-
-def redis_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 SHAPES = [
@@ -60,13 +53,13 @@ def measure(port: int, pid: int, mode, shape, reads: int) -> float:
             args.append(mode)
         conn.call(*args)
     rng = random.Random(1)
-    before = redis_cpu(pid)
+    before = cpu_seconds(pid)
     for _ in range(reads // BATCH):
         commands = [c for _ in range(BATCH) for c in shape(key_name(rng.randrange(KEYS)))]
         conn.send(b"".join(encode(*c) for c in commands))
         for _ in commands:
             conn.read_reply()
-    spent = redis_cpu(pid) - before
+    spent = cpu_seconds(pid) - before
     conn.close()
     if listener is not None:
         listener.close()
@@ -84,18 +77,14 @@ def main() -> int:
                               "--appendonly", "no", "--dir", workdir],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                seed = Conn(port)
-                break
-            except OSError:
-                if time.monotonic() > deadline or redis.poll() is not None:
-                    print("redis-server did not start", file=sys.stderr)
-                    return 1
-                time.sleep(0.05)
+        def answers() -> bool:
+            with Conn(port) as c:
+                return c.call(b"PING") == "PONG"
+
+        wait_until(answers, 10, "redis-server to answer")
+        seed = Conn(port)
         for start in range(0, KEYS, 1000):
-            seed.send(b"".join(encode(b"SET", key_name(i), seed_value(i)) for i in range(start, start + 1000)))
+            seed.send(b"".join(STRINGS.write(i) for i in range(start, start + 1000)))
             for _ in range(1000):
                 seed.read_reply()
         seed.close()
