@@ -669,6 +669,14 @@ def proxy(respcache, redis_server) -> Respcache:
     return respcache.start(backend=redis_server)
 
 
+@pytest.fixture(params=["optin", "bcast"])
+def proxy_any_tracking(request, respcache, redis_server) -> Respcache:
+    """respcache in front of `redis_server` in each --tracking-mode: Redis remembers the keys the cache
+    filled and announces their writes (optin, the default), or announces every write of every key (bcast).
+    A module whose tests must hold in both overrides `proxy` with it."""
+    return respcache.start(["--tracking-mode", request.param], backend=redis_server)
+
+
 def parse_json_log(text: str) -> List[dict]:
     """Each non-empty line of a --log-format json log, parsed (AssertionError naming a bad line)."""
     out = []

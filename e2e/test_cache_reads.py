@@ -202,8 +202,8 @@ def read_all(c: RawClient) -> List[bytes]:
     return out
 
 
-def test_a_direct_write_drops_every_entry_of_the_key(proxy, redis_server):
-    with cache_hash_reads(proxy, redis_server) as c:
+def test_a_direct_write_drops_every_entry_of_the_key(proxy_any_tracking, redis_server):
+    with cache_hash_reads(proxy_any_tracking, redis_server) as c:
         # A new value for f and a new field, so that every one of the four replies changes.
         redis_server.client().hset("h", mapping={"f": "new", "e": "extra"})
         fresh = replies(redis_server.port, 2, HASH_READS)
@@ -279,7 +279,9 @@ MISSING = [(("HGETALL", "missing"), ("HSET", "missing", "f", "v")),
 
 @pytest.mark.parametrize("proto", [2, 3], ids=["resp2", "resp3"])
 @pytest.mark.parametrize("read,create", MISSING, ids=lambda v: ident(v))
-def test_missing_key_is_cached_until_redis_announces_its_creation(proxy, redis_server, read, create, proto):
+def test_missing_key_is_cached_until_redis_announces_its_creation(proxy_any_tracking, redis_server, read, create,
+                                                                  proto):
+    proxy = proxy_any_tracking
     # Empty in RESP3 is its own type: `%0` (HGETALL), `~0` (SMEMBERS), `_` (GET); `*0` or `$-1` in RESP2.
     empty = replies(redis_server.port, proto, [read])[0]
     delta = calls_of(redis_server, read)

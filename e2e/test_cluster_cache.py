@@ -47,11 +47,12 @@ def seen_soon(conn: RawClient, args, expected: bytes, what: str):
     wait_until(lambda: reply(conn, *args) == expected, SOON, what)
 
 
-def test_hits_never_reach_the_masters(respcache, redis_cluster):
+@pytest.mark.parametrize("mode", ["optin", "bcast"])
+def test_hits_never_reach_the_masters(respcache, redis_cluster, mode):
     """GET and HGETALL of keys on every master, read three times through respcache: each master runs each
     read once; an MGET of keys on all three masters, once all are cached, reaches none."""
     cl = redis_cluster
-    rc = start_proxy(respcache, cl)
+    rc = start_proxy(respcache, cl, ["--tracking-mode", mode])
     keys = {m: cl.keys_on(m, 2, "hit") for m in cl.masters()}
     for m, (k, h) in keys.items():
         assert m.command("SET", k, f"v-{k}") == b"OK"
@@ -73,11 +74,12 @@ def test_hits_never_reach_the_masters(respcache, redis_cluster):
         assert calls(cl, m, "mget") == mget0, f"{m}: the all-hit MGET reached it"
 
 
-def test_losing_one_masters_channel_flushes_and_recovers(respcache, redis_cluster):
+@pytest.mark.parametrize("mode", ["optin", "bcast"])
+def test_losing_one_masters_channel_flushes_and_recovers(respcache, redis_cluster, mode):
     """The invalidation channel to one master is killed: respcache counts a loss, re-reads what it had
     cached (from every master: the whole cache goes), and caches again once the channel is back."""
     cl = redis_cluster
-    rc = start_proxy(respcache, cl)
+    rc = start_proxy(respcache, cl, ["--tracking-mode", mode])
     victim = cl.masters()[1]
     k = cl.keys_on(victim, 1, "loss")[0]
     assert victim.command("SET", k, "v") == b"OK"
@@ -98,11 +100,12 @@ def test_losing_one_masters_channel_flushes_and_recovers(respcache, redis_cluste
         seen_soon(c, ("GET", k), b"$1\r\nw\r\n", "the direct write after the channel came back")
 
 
-def test_a_moved_slot_takes_its_entries_with_it(respcache, redis_cluster):
+@pytest.mark.parametrize("mode", ["optin", "bcast"])
+def test_a_moved_slot_takes_its_entries_with_it(respcache, redis_cluster, mode):
     """A key cached from its master; its slot moves to another master; a direct write on the new master is
     seen through respcache (an entry kept from the old master would be tracked there only, and stale)."""
     cl = redis_cluster
-    rc = start_proxy(respcache, cl)
+    rc = start_proxy(respcache, cl, ["--tracking-mode", mode])
     src, dst = cl.masters()[0], cl.masters()[2]
     k = cl.keys_on(src, 1, "mv")[0]
     assert src.command("SET", k, "old") == b"OK"

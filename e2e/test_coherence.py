@@ -33,6 +33,11 @@ def direct_get(redis_server, key, db=0):
         return c.command("GET", key)
 
 
+@pytest.fixture
+def proxy(proxy_any_tracking):
+    return proxy_any_tracking
+
+
 # ---------------------------------------------------------------------------------------------------
 # 1. Writes that bypass the proxy.
 
@@ -231,7 +236,10 @@ def test_unanswered_ping_on_the_channel_flushes_the_cache(respcache, redis_serve
         assert_cached(c, redis_server, "frozen", b"v")
 
 
-def test_killed_data_connection_does_not_leave_untracked_entries(proxy, redis_server):
+def test_killed_data_connection_does_not_leave_untracked_entries(respcache, redis_server):
+    """--tracking-mode optin: Redis tracked the key for the data connection that read it; that connection
+    lost, Redis forgets, so the entry must go (the bcast side: test_tracking_mode.py)."""
+    proxy = respcache.start(["--tracking-mode", "optin"], backend=redis_server)
     direct = redis_server.client()
     direct.set("orphan", "old")
     with proxy.raw() as c:
@@ -387,22 +395,24 @@ def _stress(respcache, redis_server, *extra_args):
 
 
 @pytest.mark.timeout(40)
-def test_stress_strict_no_read_older_than_an_acknowledged_direct_write(respcache, redis_server):
+@pytest.mark.parametrize("mode", ["optin", "bcast"])
+def test_stress_strict_no_read_older_than_an_acknowledged_direct_write(respcache, redis_server, mode):
     """Issue 4, must-have 6, exactly as stated, with --consistency strict: no reader ever saw a value older
     than one whose direct write had been acknowledged before the read started (no slack at all)."""
-    rc, violations = _stress(respcache, redis_server, "--consistency", "strict")
+    rc, violations = _stress(respcache, redis_server, "--consistency", "strict", "--tracking-mode", mode)
     assert not violations, summarize(violations)
     assert proxy_counter(rc, "read_barriers") > 0
 
 
 @pytest.mark.timeout(40)
-def test_stress_bounded_stale_reads_only_shortly_after_the_ack(respcache, redis_server):
+@pytest.mark.parametrize("mode", ["optin", "bcast"])
+def test_stress_bounded_stale_reads_only_shortly_after_the_ack(respcache, redis_server, mode):
     """The default, --consistency bounded: a hit does not wait for Redis, so it can miss an invalidation
     that Redis has not yet written to the channel although it already acknowledged the write (it writes
     the writer's reply first, in the same event-loop iteration). Measured on 2 shared cores: about 30 of
     75,000 reads, each begun 0.01 to 0.5 ms after the newer write's ack. What must hold: a superseded value
     stops being served within STALE_WINDOW_BOUND, i.e. no invalidation is lost."""
-    _, violations = _stress(respcache, redis_server)
+    _, violations = _stress(respcache, redis_server, "--tracking-mode", mode)
     late = [v for v in violations if v.window > STALE_WINDOW_BOUND]
     assert not late, summarize(late)
 

@@ -272,6 +272,8 @@ def test_no_new_clients_after_sigterm(proxy, redis_server):
     (["--max-memory", "lots"], None, "--max-memory"),
     (["--backend", "http://127.0.0.1:1"], None, "--backend"),
     (["--invalidation", "sometimes"], None, "--invalidation"),
+    (["--tracking-mode", "broadcast"], None, "--tracking-mode"),
+    (["--tracking-mode", "bcast", "--invalidation", "ttl"], None, "--tracking-mode bcast needs --invalidation tracking"),
     (["--log-format", "xml"], None, "--log-format"),
     (["--no-such-option"], None, "no-such-option"),
     ([], {"RESPCACHE_TTL": "abc"}, "ttl"),

@@ -30,9 +30,10 @@ def monitor_until(redis_server, action, last):
     return lines
 
 
+@pytest.mark.parametrize("mode", ["optin", "bcast"])
 @pytest.mark.parametrize("proto", [2, 3])
-def test_mget_partial_hit_fetches_only_the_missing_keys(respcache, redis_server, proto):
-    rc = respcache.start([], backend=redis_server)
+def test_mget_partial_hit_fetches_only_the_missing_keys(respcache, redis_server, proto, mode):
+    rc = respcache.start(["--tracking-mode", mode], backend=redis_server)
     r = redis_server.client()
     r.mset({"a": "1", "b": "2", "c": "3"})
     with raw_in(rc.port, proto) as c, raw_in(redis_server.port, proto) as direct:

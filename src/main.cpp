@@ -287,6 +287,7 @@ void log_started(const config& cfg, const listeners& ls, const cache::lru_cache&
                {"reaper_interval_ms", static_cast<std::int64_t>(cfg.reaper_interval.count())},
                {"invalidation", mode_name(cfg.invalidation)},
                {"consistency", cfg.consistency == consistency_mode::strict ? "strict" : "bounded"},
+               {"tracking_mode", cfg.tracking == tracking_mode::bcast ? "bcast" : "optin"},
                {"backend_connections", cfg.backend_connections},
                {"connect_timeout_ms", static_cast<std::int64_t>(cfg.connect_timeout.count())},
                {"request_timeout_ms", static_cast<std::int64_t>(cfg.request_timeout.count())},

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <utility>
 
 #include <boost/asio/post.hpp>
 
@@ -75,6 +76,18 @@ void invalidation_listener::logged_in() {
     }
     phase_ = phase::subscribing;
     conn_->set_stream_sink(this);
+    awaiting_tracking_ = tracker_.broadcasting();
+    if (!awaiting_tracking_) return subscribe();
+    // Before SUBSCRIBE (a RESP2 subscriber may not send it), on its own (a refusal leaves no reply
+    // behind), and redirected to this connection itself: Redis announces every write of every key here,
+    // so no data link need track anything.
+    std::string bytes;
+    resp::write_command(bytes, {"CLIENT", "TRACKING", "on", "REDIRECT", std::to_string(conn_->backend_id()), "BCAST"});
+    conn_->send(bytes, 1, nullptr);
+    last_heard_ = now_ticks();
+}
+
+void invalidation_listener::subscribe() {
     std::string bytes;
     resp::write_command(bytes, {"SUBSCRIBE", kChannel});
     conn_->send(bytes, 1, nullptr);
@@ -149,6 +162,10 @@ void invalidation_listener::lost(std::string_view why) {
 }
 
 void invalidation_listener::on_stream_reply(std::string_view bytes) {
+    if (phase_ == phase::subscribing && std::exchange(awaiting_tracking_, false)) {
+        if (!resp::is_ok(bytes)) return refused("CLIENT TRACKING", resp::is_error(bytes) ? bytes.substr(1) : bytes);
+        return subscribe();
+    }
     if (resp::is_error(bytes)) {
         // While live an error answers a PING (Redis busy): no PONG, which the ping timer judges.
         if (phase_ == phase::subscribing) refused("SUBSCRIBE", bytes.substr(1));

@@ -136,6 +136,7 @@ fill_ticket tracker::prepare_fill(link_tracking& lt, const backend::link& link, 
     if (!tracking_wanted()) return t;
     t.epoch = state_.epoch.load(std::memory_order_acquire);
     t.socket = link.socket_id();
+    if (broadcasting()) return t;  // the channel announces every key: nothing to ask of this link
     if (lt.epoch != t.epoch || lt.socket != t.socket) {
         const std::string rid = std::to_string(state_.redirect_id.load(std::memory_order_acquire));
         resp::write_command(request, {"CLIENT", "TRACKING", "on", "REDIRECT", rid, "OPTIN"});
@@ -154,8 +155,10 @@ void tracker::prelude_refused(link_tracking& lt, const fill_ticket& t) noexcept 
 
 bool tracker::may_fill(const fill_ticket& t, const link_tracking& lt, const backend::link& link) const noexcept {
     if (!tracking_wanted()) return true;
-    return t.epoch != 0 && lt.epoch == t.epoch && lt.socket == t.socket && link.socket_id() == t.socket &&
-           state_.live.load(std::memory_order_acquire) && t.epoch == state_.epoch.load(std::memory_order_acquire);
+    const bool live_since = t.epoch != 0 && state_.live.load(std::memory_order_acquire) &&
+                            t.epoch == state_.epoch.load(std::memory_order_acquire);
+    if (broadcasting()) return live_since;
+    return live_since && lt.epoch == t.epoch && lt.socket == t.socket && link.socket_id() == t.socket;
 }
 
 void tracker::link_closing(link_tracking& lt, const backend::link& link) {

@@ -43,6 +43,7 @@ std::vector<std::string> fixed_options_changed(const config& a, const config& b)
     check("cache-shards", a.cache_shards == b.cache_shards);
     check("invalidation", a.invalidation == b.invalidation);
     check("consistency", a.consistency == b.consistency);
+    check("tracking-mode", a.tracking == b.tracking);
     check("backend-connections", a.backend_connections == b.backend_connections);
     check("metrics-port", a.metrics_port == b.metrics_port);
     check("log-format", a.log_fmt == b.log_fmt);
@@ -245,6 +246,8 @@ config_outcome load_config(const std::vector<std::string>& args, const std::vect
     if (cfg.consistency == consistency_mode::strict && cfg.invalidation != invalidation_mode::tracking)
         return usage_error("--consistency strict needs --invalidation tracking (with ttl, direct writes are seen "
                            "only when entries expire)");
+    if (cfg.tracking == tracking_mode::bcast && cfg.invalidation != invalidation_mode::tracking)
+        return usage_error("--tracking-mode bcast needs --invalidation tracking (with ttl, nothing is tracked)");
     if (auto early = check_tls(cfg)) return std::move(*early);
     if (!cfg.backend_password_file.empty()) cfg.backend.password = *read_secret_file(cfg.backend_password_file);
     config_outcome out;

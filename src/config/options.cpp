@@ -180,6 +180,11 @@ std::vector<option_row> coherence_options() {
          "bounded: a hit may miss a direct write acknowledged under a millisecond earlier; strict: every batch of "
          "hits first waits for a PING round trip on the invalidation channel, so none can (default bounded)",
          one_of(&config::consistency, {{"bounded", consistency_mode::bounded}, {"strict", consistency_mode::strict}})},
+        {"tracking-mode", "optin or bcast",
+         "optin: Redis remembers every key a fill read and announces its next write; bcast: Redis remembers "
+         "nothing and announces every write of every key, so a fill costs it less and each write a message "
+         "(default optin)",
+         one_of(&config::tracking, {{"optin", tracking_mode::optin}, {"bcast", tracking_mode::bcast}})},
     };
 }
 

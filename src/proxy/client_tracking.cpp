@@ -45,7 +45,9 @@ client_tracking::client_tracking(command::context& ctx, core_parts parts, forwar
 client_tracking::~client_tracking() { forget(); }
 
 void client_tracking::track(command::tracking_mode m, std::vector<std::string> added) {
-    if (m.bcast) return register_broadcast(std::move(m), added, true, false);
+    // The channel hears every key already with --tracking-mode bcast: nothing to ask of Redis (a
+    // registration would have it announce each key twice).
+    if (m.bcast && !p_.env.coherence.broadcasting()) return register_broadcast(std::move(m), added, true, false);
     m.next = mode_.next;
     mode_ = std::move(m);
     table_.enable(p_.client.id(), mode_);

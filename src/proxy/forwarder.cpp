@@ -174,6 +174,7 @@ void forwarder::drop_retained() {
 
 bool forwarder::pinned_tracking_prelude(std::string& out) {
     if (!pinned_ || pinned_tracked_ || !p_.client.tracking) return false;
+    if (p_.env.coherence.broadcasting()) return false;  // the channel hears of every key already
     const std::string rid = std::to_string(p_.env.coherence.state().redirect_id.load(std::memory_order_acquire));
     resp::write_command(out, {"CLIENT", "TRACKING", "on", "REDIRECT", rid});
     pinned_tracked_ = true;
@@ -184,7 +185,7 @@ bool forwarder::pinned_tracking_prelude(std::string& out) {
 void forwarder::send(pending& p, std::string_view bytes, std::uint32_t replies, milliseconds timeout) {
     backend::link& l = target();
     l.select(p_.client.db);
-    if (pinned_ && !pinned_tracked_ && p_.client.tracking) {
+    if (pinned_ && !pinned_tracked_ && p_.client.tracking && !p_.env.coherence.broadcasting()) {
         // A tracking client's dedicated link tracks every read for the proxy's channel, before its first
         // command (MULTI, WATCH, a blocking read): the reply to that is nobody's.
         prelude_scratch_.clear();

@@ -68,16 +68,20 @@ bool tracking_table::hears_own_write(std::uint64_t id, const command::owned_effe
 void tracking_table::broadcast(std::string_view key, batches& out) {
     for (auto& [id, t] : trackers_) {
         if (!t.bcast) continue;
-        const bool match = std::any_of(t.prefixes.begin(), t.prefixes.end(),
-                                       [&](const std::string& p) { return key.starts_with(p); });
-        if (!match) continue;
+        // A client's prefixes never overlap: at most one matches.
+        const auto match = std::find_if(t.prefixes.begin(), t.prefixes.end(),
+                                        [&](const std::string& p) { return key.starts_with(p); });
+        if (match == t.prefixes.end()) continue;
         if (t.noloop && t.written.erase(std::string(key)) > 0) continue;
-        out[id].keys.emplace_back(key);
+        out[{id, *match}].keys.emplace_back(key);
     }
 }
 
 void tracking_table::changed(std::span<const std::string_view> keys, bool flush) {
     batches out;
+    // A client in default mode hears of each key in a message of its own, as from Redis, whether the
+    // channel brought one key (optin) or an event loop's worth of them (bcast).
+    std::vector<command::tracking_message> singles;
     {
         std::lock_guard guard(mu_);
         if (trackers_.empty()) {
@@ -87,7 +91,7 @@ void tracking_table::changed(std::span<const std::string_view> keys, bool flush)
         if (flush) {
             keys_.clear();
             for (auto& [id, t] : trackers_) {
-                out[id].flush = true;
+                out[{id, std::string_view()}].flush = true;
                 t.written.clear();
             }
         } else {
@@ -95,7 +99,11 @@ void tracking_table::changed(std::span<const std::string_view> keys, bool flush)
                 if (auto it = keys_.find(k); it != keys_.end()) {
                     for (std::uint64_t id : it->second) {
                         auto t = trackers_.find(id);
-                        if (t != trackers_.end() && !t->second.bcast) out[id].keys.emplace_back(k);
+                        if (t != trackers_.end() && !t->second.bcast) {
+                            auto& m = singles.emplace_back();
+                            m.keys.emplace_back(k);
+                            m.tracker = id;
+                        }
                     }
                     keys_.erase(it);
                 }
@@ -103,9 +111,11 @@ void tracking_table::changed(std::span<const std::string_view> keys, bool flush)
             }
         }
     }
-    for (auto& [id, m] : out) {
-        m.tracker = id;
-        if (auto c = clients_.find(id)) c->deliver(std::move(m));
+    for (auto& m : singles)
+        if (auto c = clients_.find(m.tracker)) c->deliver(std::move(m));
+    for (auto& [to, m] : out) {
+        m.tracker = to.first;
+        if (auto c = clients_.find(to.first)) c->deliver(std::move(m));
     }
 }
 

@@ -296,6 +296,7 @@ std::string proxy_info_section(services& s) {
     num("backend_errors", t.backend_errors);
     num("pinned_connections", t.pinned);
     line("invalidation_mode", s.startup_config().invalidation == invalidation_mode::tracking ? "tracking" : "ttl");
+    line("tracking_mode", s.startup_config().tracking == tracking_mode::bcast ? "bcast" : "optin");
     line("invalidation_channel", channel_state(s));
     num("invalidation_messages", s.tracking().invalidations.load());
     num("invalidation_channel_losses", s.tracking().losses.load());

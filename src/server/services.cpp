@@ -7,7 +7,7 @@
 namespace respcache::server {
 
 services::services(config cfg, cache::lru_cache& cache)
-    : cfg_(std::move(cfg)), cache_(cache), coherence_(cache, cfg_.invalidation, cfg_.consistency) {
+    : cfg_(std::move(cfg)), cache_(cache), coherence_(cache, cfg_.invalidation, cfg_.consistency, cfg_.tracking) {
     settings_.query_buffer_limit = cfg_.client_query_buffer_limit;
     settings_.start_db = cfg_.backend.db;
     apply_live(cfg_);

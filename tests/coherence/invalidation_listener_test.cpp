@@ -11,6 +11,7 @@
 
 #include "fakes/manual_clock.hpp"
 #include "fakes/memory_stream.hpp"
+#include "fakes/scripted_backend.hpp"
 #include "respcache/resp/writer.hpp"
 
 using namespace respcache;
@@ -33,11 +34,12 @@ struct fixture {
     boost::asio::io_context io;
     fakes::manual_clock clock;
     cache::lru_cache cache{{1024, 0, 300'000}, 1, clock};
-    coherence::tracker tracker{cache, coherence::invalidation_mode::tracking, coherence::consistency_mode::bounded};
+    coherence::tracker tracker;
     fakes::memory_stream* stream = nullptr;
     std::unique_ptr<coherence::invalidation_listener> listener;
 
-    fixture() {
+    explicit fixture(coherence::tracking_mode mode = coherence::tracking_mode::optin)
+        : tracker(cache, coherence::invalidation_mode::tracking, coherence::consistency_mode::bounded, mode) {
         backend::connection_options o;
         o.make_stream = [this](boost::asio::any_io_executor ex) {
             auto s = std::make_unique<fakes::memory_stream>(ex);
@@ -143,6 +145,57 @@ TEST_CASE("listener: a lost channel flushes the cache before anything else, then
     CHECK(f.tracker.state().channel.load() == nullptr);
     CHECK(f.stream->connects == 2);
     CHECK(f.listener->current() == phase::connecting);
+}
+
+TEST_CASE("listener, bcast: tracks for its own connection before SUBSCRIBE, so fills need no prelude",
+          "[coherence][listener][bcast]") {
+    fixture f(coherence::tracking_mode::bcast);
+    CHECK(f.stream->take_written() == kLogIn);
+    f.push("+OK\r\n:42\r\n");
+    CHECK(f.stream->take_written() == cmd({"CLIENT", "TRACKING", "on", "REDIRECT", "42", "BCAST"}));
+    f.push("+OK\r\n");
+    CHECK(f.stream->take_written() == kSubscribe);
+    CHECK_FALSE(f.tracker.live());
+    f.push(kConfirmed);
+    REQUIRE(f.tracker.live());
+
+    fakes::scripted_link link(7);
+    coherence::link_tracking lt;
+    std::string request;
+    std::uint32_t replies = 0;
+    const coherence::fill_ticket t = f.tracker.prepare_fill(lt, link, request, replies);
+    CHECK(request.empty());
+    CHECK(replies == 0);
+    CHECK(f.tracker.may_fill(t, lt, link));
+    // Redis tracked nothing on the data link: losing it loses no invalidation, so nothing is flushed.
+    f.fill("a");
+    f.tracker.link_closing(lt, link);
+    CHECK(f.cached("a"));
+    CHECK(f.tracker.state().losses.load() == 0);
+    // Losing the channel does: and a read sent before that may not fill.
+    f.stream->end();
+    f.io.poll();
+    CHECK_FALSE(f.cached("a"));
+    CHECK_FALSE(f.tracker.may_fill(t, lt, link));
+}
+
+TEST_CASE("listener, bcast: a refused CLIENT TRACKING is tried again on a new connection", "[coherence][listener][bcast]") {
+    fixture f(coherence::tracking_mode::bcast);
+    const std::string tracking_on = cmd({"CLIENT", "TRACKING", "on", "REDIRECT", "42", "BCAST"});
+    CHECK(f.stream->take_written() == kLogIn);
+    f.push("+OK\r\n:42\r\n");
+    CHECK(f.stream->take_written() == tracking_on);
+    f.push(kBusy);  // no SUBSCRIBE follows a refusal: the attempt starts again, on a new connection
+    CHECK_FALSE(f.tracker.live());
+    CHECK(f.stream->connects == 2);
+    CHECK(f.stream->take_written() == kLogIn);
+    f.push("+OK\r\n:42\r\n");
+    CHECK(f.stream->take_written() == tracking_on);
+    f.push("+OK\r\n");
+    CHECK(f.stream->take_written() == kSubscribe);
+    f.push(kConfirmed);
+    CHECK(f.listener->current() == phase::live);
+    CHECK(f.tracker.live());
 }
 
 TEST_CASE("catch-up: a check begun after a batch's bytes were read covers it; no earlier one does",

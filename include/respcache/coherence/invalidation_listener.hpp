@@ -22,12 +22,14 @@ public:
 };
 
 // The receiving end of Redis client tracking: one connection subscribed to __redis__:invalidate, whose
-// CLIENT ID the data links name in CLIENT TRACKING ... REDIRECT. Each invalidation message removes its
-// keys from the cache (a nil one flushes it). A state machine that always comes back (invariant 6):
+// CLIENT ID the data links name in CLIENT TRACKING ... REDIRECT (with --tracking-mode bcast it names
+// itself, in CLIENT TRACKING on REDIRECT <own id> BCAST, before it subscribes). Each invalidation message
+// removes its keys from the cache (a nil one flushes it). A state machine that always comes back
+// (invariant 6):
 //
 //   connecting --logged in--> subscribing --"subscribe" confirmed--> live
 //        ^                        |                                  |
-//        |              refused (-BUSY, -LOADING, no CLIENT ID)      | connection lost, or no PONG within
+//        |  refused (-BUSY, -LOADING, no CLIENT ID, CLIENT TRACKING)  | connection lost, or no PONG within
 //        |                        v                                  | ping_timeout: lost (flush)
 //        +---- reset <---- backing_off (50 ms doubling to 2 s) <-----+ (reset, reconnect)
 //
@@ -66,6 +68,7 @@ public:
 
 private:
     void logged_in();
+    void subscribe();
     void go_live();
     void refused(std::string_view what, std::string_view reply);
     void lost(std::string_view why);
@@ -84,6 +87,7 @@ private:
     std::atomic<std::chrono::steady_clock::rep> last_heard_{0};  // written by whoever reads the channel
     std::atomic<phase> phase_{phase::connecting};  // written on the listener's thread, read by any
     bool flush_heard_ = false;  // a nil invalidation in the batch being read (see above)
+    bool awaiting_tracking_ = false;  // bcast: the reply to CLIENT TRACKING on ... BCAST is still to come
 };
 
 }  // namespace respcache::coherence

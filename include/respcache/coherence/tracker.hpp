@@ -20,11 +20,13 @@
 //     an unanswered write of the same key bypasses the cache (proxy::forwarder keeps those writes).
 //  2. The fill race. A fill carries the cache::fill_token taken before its request was sent; any
 //     invalidation or flush of the key since makes the cache refuse it (cache::lru_cache, invariant 4).
-//  3. Tracked fills only. With tracking in use, an entry is inserted only if its read was sent on a
-//     shared link that has CLIENT TRACKING on (OPTIN, then CLIENT CACHING yes before the read) for the
-//     current channel epoch and the same socket, and the channel is live (tracker::may_fill). The epoch
-//     moves whenever the channel is established or lost, so a read tracked under an earlier channel,
-//     whose invalidations may have gone nowhere, is never inserted.
+//  3. Tracked fills only. With tracking in use, an entry is inserted only if its read was tracked under
+//     the current channel epoch and the channel is live (tracker::may_fill). With --tracking-mode optin
+//     the read was sent on a shared link that has CLIENT TRACKING on (OPTIN, then CLIENT CACHING yes
+//     before the read) for that epoch and the same socket; with bcast the channel's own connection has
+//     CLIENT TRACKING on ... BCAST, so Redis announces every write of every key to it and a read needs no
+//     prelude. The epoch moves whenever the channel is established or lost, so a read tracked under an
+//     earlier channel, whose invalidations may have gone nowhere, is never inserted.
 //  4. No silent window. When the channel is lost (its connection closes, or a PING goes unanswered past
 //     the timeout) `live` goes false first, then the epoch moves, then the cache is flushed: nothing is
 //     served or inserted until the channel is subscribed again. When a shared link with tracking on
@@ -42,6 +44,10 @@ namespace respcache::coherence {
 
 enum class invalidation_mode { tracking, ttl };
 enum class consistency_mode { bounded, strict };
+// How Redis tracks for the channel (--tracking-mode). optin: the keys each fill read, on the data link
+// that read them (Redis remembers each one); bcast: every key, announced at every write (Redis remembers
+// nothing, every write sends a message).
+enum class tracking_mode { optin, bcast };
 
 // What coherence knows of one shared data link: whether CLIENT TRACKING is on for it. One per shared
 // link of an io thread, touched on that thread only.
@@ -60,14 +66,18 @@ struct fill_ticket {
 // The rules above, for every io thread. Thread-safe; owned by the process, outlives every thread.
 class tracker {
 public:
-    tracker(cache::lru_cache& cache, invalidation_mode invalidation, consistency_mode consistency)
-        : cache_(cache), invalidation_(invalidation), consistency_(consistency) {}
+    tracker(cache::lru_cache& cache, invalidation_mode invalidation, consistency_mode consistency,
+            tracking_mode mode = tracking_mode::optin)
+        : cache_(cache), invalidation_(invalidation), consistency_(consistency), mode_(mode) {}
 
     cache::lru_cache& cache() noexcept { return cache_; }
     tracking_state& state() noexcept { return state_; }
     const tracking_state& state() const noexcept { return state_; }
     invalidation_mode invalidation() const noexcept { return invalidation_; }
     consistency_mode consistency() const noexcept { return consistency_; }
+    tracking_mode mode() const noexcept { return mode_; }
+    // Whether the channel's connection itself turns tracking on, in broadcasting mode.
+    bool broadcasting() const noexcept { return mode_ == tracking_mode::bcast; }
 
     // ---- A Redis Cluster: one channel per master ----
     // Each master's channel has a state of its own; this tracker's state() is then their aggregate: live
@@ -114,7 +124,7 @@ public:
 
     // Appends to `request` what makes a read on `link` tracked (CLIENT TRACKING on ... OPTIN once per
     // epoch and socket, then CLIENT CACHING yes) and counts those commands' replies into `replies`.
-    // Nothing when tracking is not in use.
+    // Nothing when tracking is not in use, or in bcast mode (where every read is).
     fill_ticket prepare_fill(link_tracking& lt, const backend::link& link, std::string& request, std::uint32_t& replies);
     // A reply to those commands was an error: tracking is not on (it is tried again on the next fill).
     void prelude_refused(link_tracking& lt, const fill_ticket& t) noexcept;
@@ -148,6 +158,7 @@ private:
     cache::lru_cache& cache_;
     const invalidation_mode invalidation_;
     const consistency_mode consistency_;
+    const tracking_mode mode_;
     tracking_state state_;
     observer observer_;
     // Published by node_count_ (release): an entry below it is never moved or freed.

@@ -22,6 +22,7 @@ using backend_address = backend::address;
 
 using invalidation_mode = coherence::invalidation_mode;
 using consistency_mode = coherence::consistency_mode;
+using tracking_mode = coherence::tracking_mode;
 
 // The effective configuration. Every field has the documented default; see README "Options".
 struct config {
@@ -59,6 +60,7 @@ struct config {
     milliseconds warm_interval{300'000};
     invalidation_mode invalidation = invalidation_mode::tracking;
     consistency_mode consistency = consistency_mode::bounded;  // strict: every hit waits for a read barrier
+    tracking_mode tracking = tracking_mode::optin;             // --tracking-mode
     unsigned threads = 1;
     std::size_t backend_connections = 1;  // shared pipelined connections per io thread
     milliseconds connect_timeout{1000};

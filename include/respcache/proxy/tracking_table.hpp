@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <span>
 #include <string>
@@ -51,7 +52,8 @@ private:
         std::vector<std::string> prefixes;       // BCAST ("" alone: every key)
         std::unordered_set<std::string> written;  // BCAST NOLOOP: its own changes not yet heard back
     };
-    using batches = std::unordered_map<std::uint64_t, command::tracking_message>;
+    // One message per client and prefix (a flush: prefix ""), in prefix order, as Redis sends them.
+    using batches = std::map<std::pair<std::uint64_t, std::string_view>, command::tracking_message>;
     void broadcast(std::string_view key, batches& out);  // mu_ held
 
     command::client_registry& clients_;
