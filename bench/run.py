@@ -913,11 +913,22 @@ def scenarios() -> List[Scenario]:
                  "difference between the two rows.",
                  "rps", ["-t", "get", "-c", "50", *COMMON],
                  targets=three("cold_ttl"), ratio_pairs=THREE_RATIOS),
+        Scenario("get_miss_cold_bcast", "GET misses that fill the cache, --tracking-mode bcast",
+                 "as the get_miss_cold row, with --tracking-mode bcast: the invalidation channel tracks "
+                 "every key for itself, so a fill is GET + PTTL and Redis remembers nothing; each write "
+                 "is announced instead (the set_bcast row).",
+                 "rps", ["-t", "get", "-c", "50", *COMMON],
+                 targets=three("cold_bcast"), ratio_pairs=THREE_RATIOS),
         Scenario("set", "SET, 50 clients",
                  "SET of random keys (100-byte values): forwarded by respcache and twemproxy; respcache "
                  "also invalidates the key in its cache.",
                  "rps", ["-t", "set", "-c", "50", *COMMON], test="SET",
                  targets=three("main"), ratio_pairs=THREE_RATIOS),
+        Scenario("set_bcast", "SET, 50 clients, --tracking-mode bcast",
+                 "as the set row, through a respcache with --tracking-mode bcast: Redis also announces "
+                 "each write to respcache's channel, which applies it (what bcast costs a write).",
+                 "rps", ["-t", "set", "-c", "50", *COMMON], test="SET",
+                 targets=three("main_bcast"), ratio_pairs=THREE_RATIOS),
         Scenario("mix", "GET/SET mix, 45 GET + 5 SET clients",
                  "redis-benchmark cannot mix commands, so two run at once on the same target: 45 GET "
                  "clients and 5 SET clients. The GET process does a fixed number of requests; the SET "
@@ -1082,6 +1093,8 @@ class Bench:
         "nocache": ["--capacity", "0"],
         "cold": ["--capacity", "200000", "--ttl", "1ms"],
         "cold_ttl": ["--capacity", "200000", "--ttl", "1ms", "--invalidation", "ttl"],
+        "cold_bcast": ["--capacity", "200000", "--ttl", "1ms", "--tracking-mode", "bcast"],
+        "main_bcast": ["--capacity", "200000", "--ttl", CACHE_TTL, "--tracking-mode", "bcast"],
         "threads2": ["--capacity", "200000", "--ttl", CACHE_TTL, "--threads", "2"],
         "ttlmode": ["--capacity", "200000", "--ttl", CACHE_TTL, "--invalidation", "ttl"],
         "strict": ["--capacity", "200000", "--ttl", CACHE_TTL, "--consistency", "strict"],
@@ -2117,7 +2130,8 @@ def markdown(res: Dict) -> str:
     L.append("")
     sc = res["scenarios"]
     three_rows = [n for n in ("get_hits", "get_hits_p16", "get_hits_resp3", "get_hits_p16_resp3",
-                              "get_miss_nocache", "get_miss_cold", "get_miss_cold_ttl", "set", "mix", "clients_1000",
+                              "get_miss_nocache", "get_miss_cold", "get_miss_cold_ttl",
+                              "get_miss_cold_bcast", "set", "set_bcast", "mix", "clients_1000",
                               "hgetall_hits", "hgetall_hits_light", "hgetall_hits_light_p16", "mget10_hits", "mget10_half", "zipf", "zipf_tinylfu") if n in sc]
     if three_rows or "latency" in sc:
         L.append("Requests per second, median over rounds [min–max]; ratios of medians (> 1: respcache faster).")
