@@ -33,7 +33,8 @@ std::optional<milliseconds> seconds_arg(std::string_view s, milliseconds slack) 
     } catch (...) {
         return slack;
     }
-    if (v <= 0) return std::nullopt;
+    // 0 or less: no bound; nor for one too large to count in milliseconds (inf, 1e300): Redis answers it.
+    if (!(v > 0) || !(v < 1e15)) return std::nullopt;
     return milliseconds(static_cast<std::int64_t>(v * 1000)) + slack;
 }
 
