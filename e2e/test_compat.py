@@ -659,6 +659,11 @@ def build_main_session() -> Script:
     c("XREAD", "BLOCK", "100", "STREAMS", "x:1", "$")
     c("BLPOP", "bl:q", "notanumber")
     c("BLPOP", "bl:q", "-1")
+    # timeouts too large to count in milliseconds: respcache sets no bound of its own, Redis answers
+    c("BLPOP", "bl:q", "inf")
+    c("BLPOP", "bl:q", "1e300")
+    c("BLMPOP", "inf", "1", "bl:q", "LEFT")
+    c("BZPOPMIN", "bl:zempty", "-inf")
     s.send("BLPOP", "bl:later", "2")
     c("RPUSH", "bl:later", "pushed by b", conn="b")
     s.read()
