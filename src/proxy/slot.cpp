@@ -3,10 +3,11 @@
 namespace respcache::proxy {
 
 void slot_home::give_back(std::unique_ptr<slot> s) {
-    // Keep a few slots, with modest buffers, for the next batch; a burst of large replies is not kept.
+    // Keep the slots for the next batch, the first ones with modest buffers; a burst of large replies is
+    // not kept.
     if (free_.size() >= kKept) return;
     s->clear();
-    if (s->data.capacity() > kKeptBytes) std::string().swap(s->data);
+    if (s->data.capacity() > kKeptBytes || free_.size() >= kKeptWithBuffer) std::string().swap(s->data);
     free_.push_back(std::move(s));
 }
 
