@@ -118,6 +118,24 @@ bool lru_cache::lookup(const key& k, millis now, std::string& out, bool* refresh
     return true;
 }
 
+void lru_cache::prefetch(const key& k) const {
+    if (!cacheable_key(k)) return;
+    shard& s = shard_for(k.hash);
+    const char* first;
+    {
+        // Only the bucket is read: walking its chain would wait for the entry here, under the lock, when
+        // the point is not to wait yet. The chain's first entry is most often the one (index load <= 2).
+        std::lock_guard guard(s.mu_);
+        first = reinterpret_cast<const char*>(s.buckets_[k.hash & (s.buckets_.size() - 1)]);
+    }
+    if (first == nullptr) return;
+    // Its header and the lines after it (name and reply, which a hit copies). A hint: the entry may be
+    // gone by now, and prefetching freed memory is harmless.
+    __builtin_prefetch(first);
+    __builtin_prefetch(first + 64);
+    __builtin_prefetch(first + 128);
+}
+
 bool lru_cache::contains(const key& k, millis now) const {
     if (!cacheable_key(k)) return false;
     shard& s = shard_for(k.hash);

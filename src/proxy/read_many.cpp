@@ -24,18 +24,25 @@ read_through::outcome read_through::serve_many(command::args_view args, const co
         fwd_.forward(args);
         return outcome::served;
     }
-    const std::size_t hits = lookup_each(args, hits_allowed);
     auto& counts = p_.env.stats.cached_commands[policy.stat];
     const std::size_t n = args.size() - 1;
+    // The hits go straight after the reply's header, where an all-hit MGET leaves them; any miss takes
+    // them back into found_.
+    std::string& out = p_.queue.local_target();
+    const std::size_t base = out.size();
+    out.append("*").append(std::to_string(n)).append("\r\n");
+    const std::size_t first = out.size();
+    const std::size_t hits = lookup_each(args, hits_allowed, out);
     p_.env.stats.hits.add(hits);
     p_.env.stats.misses.add(n - hits);
     if (hits == n) {  // the hits' elements are the reply, in order
-        std::string& out = p_.queue.local_target();
-        out.append("*").append(std::to_string(n)).append("\r\n").append(found_);
         counts.hits.add();
         p_.env.stats.hit_latency.record(std::chrono::steady_clock::now() - p_.client.batch_start);
         return outcome::served;
     }
+    found_.assign(out, first, std::string::npos);
+    out.resize(base);
+    p_.queue.abandon_local();
     (hits == 0 ? counts.misses : counts.partial).add();
     many_request& r = p_.queue.push_new(manys_);
     r.found.swap(found_);
@@ -76,22 +83,24 @@ void read_through::add_missing(many_request& r, const cache::key& k, bool fills,
     r.add_fetched(k.name, k.hash, true, token, flight);
 }
 
-// Each key of an MGET looked up: the hits' elements appended to found_, in the client's protocol; per
+// Each key of an MGET looked up: the hits' elements appended to `into`, in the client's protocol; per
 // key, found_len_ is the element's length, or -1 for a key to fetch. Returns the hits.
-std::size_t read_through::lookup_each(command::args_view args, bool hits_allowed) {
-    found_.clear();
+std::size_t read_through::lookup_each(command::args_view args, bool hits_allowed, std::string& into) {
     found_len_.clear();
+    keys_.clear();
+    for (std::size_t i = 1; i < args.size(); ++i) keys_.push_back(cache::make_key(p_.client.db, args[i]));
+    if (hits_allowed)
+        for (const auto& k : keys_) p_.env.cache.prefetch(k);
     std::size_t hits = 0;
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        const cache::key k = cache::make_key(p_.client.db, args[i]);
+    for (const cache::key& k : keys_) {
         p_.env.stats.hot.read(k.db, k.name);
-        const std::size_t at = found_.size();
+        const std::size_t at = into.size();
         bool stale_soon = false;
-        if (hits_allowed && !fwd_.write_in_flight(k) && p_.env.cache.lookup(k, p_.client.now, found_, &stale_soon)) {
+        if (hits_allowed && !fwd_.write_in_flight(k) && p_.env.cache.lookup(k, p_.client.now, into, &stale_soon)) {
             if (stale_soon) refresh_value(k);
-            if (p_.client.proto == resp::protocol::resp3 && std::string_view(found_).substr(at) == kNil2)
-                found_.replace(at, kNil2.size(), kNil3);
-            found_len_.push_back(static_cast<std::int64_t>(found_.size() - at));
+            if (p_.client.proto == resp::protocol::resp3 && std::string_view(into).substr(at) == kNil2)
+                into.replace(at, kNil2.size(), kNil3);
+            found_len_.push_back(static_cast<std::int64_t>(into.size() - at));
             ++hits;
         } else {
             found_len_.push_back(-1);

@@ -844,3 +844,28 @@ TEST_CASE("lru_cache: of concurrent misses of one entry one leads, the others wa
     c.end_fill(k, id, "$1\r\nx\r\n", true);  // a later fill took over: nothing to call
     CHECK(calls == 1);
 }
+
+TEST_CASE("lru_cache: prefetch is a hint that changes nothing a lookup or an eviction sees", "[cache]") {
+    manual_clock clk;
+    lru_cache c(lim(2), 1, clk);
+    c.prefetch(make_key(0, "nothing yet"));  // an empty index
+    REQUIRE(put(c, 0, "old", bulk("1"), kStart));
+    REQUIRE(put(c, 0, "new", bulk("2"), kStart));
+    // Not a use: the least recently used entry stays the one to go.
+    c.prefetch(make_key(0, "old"));
+    c.prefetch(make_key(0, "absent"));
+    c.prefetch(make_key(1, "old"));
+    c.prefetch(make_key(0, std::string(70'000, 'k')));  // a name too long to cache
+    REQUIRE(put(c, 0, "third", bulk("3"), kStart));
+    CHECK_FALSE(has(c, 0, "old", kStart));
+    CHECK(get(c, 0, "new", kStart) == bulk("2"));
+    // An entry removed since: its memory may be freed, and prefetching it is still harmless.
+    c.invalidate("new", make_key(0, "new").hash);
+    c.prefetch(make_key(0, "new"));
+    CHECK_FALSE(get(c, 0, "new", kStart));
+    CHECK(get(c, 0, "third", kStart) == bulk("3"));
+    const auto st = c.stats();
+    CHECK(st.entries == 1);
+    CHECK(st.evictions == 1);
+    CHECK(st.invalidations == 1);
+}

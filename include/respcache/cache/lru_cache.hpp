@@ -103,6 +103,9 @@ public:
     // an entry past limits::refresh_ahead of its life (and not expiring with its key) sets *refresh, once
     // per entry: the caller is to read it again, and the fill replaces it.
     bool lookup(const key& k, millis now, std::string& out, bool* refresh = nullptr);
+    // A hint that `k` is about to be looked up: starts loading its entry's memory, so that the lookups
+    // of a batch (an MGET's keys) wait for memory together rather than one after the other.
+    void prefetch(const key& k) const;
 
     // True if (db, name) is cached and alive at `now`; does not touch recency. For tests and INFO.
     bool contains(const key& k, millis now) const;

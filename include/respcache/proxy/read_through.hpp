@@ -69,7 +69,7 @@ private:
     void hand_over(std::uint32_t db, std::string_view name, std::uint64_t hash, std::uint64_t flight);
     // The start of a tracked request on the shared link: its prelude in request_, its ticket and reply count.
     std::uint32_t begin_tracked(coherence::fill_ticket& ticket, coherence::link_tracking*& tracking);
-    std::size_t lookup_each(command::args_view args, bool hits_allowed);
+    std::size_t lookup_each(command::args_view args, bool hits_allowed, std::string& into);
     void add_missing(many_request& r, const cache::key& k, bool fills, bool may_join);
     void fetch_missing(many_request& r, const command::read_policy& policy);
 
@@ -88,6 +88,7 @@ private:
     std::string found_;                    // an MGET's hits, reused
     std::string command_scratch_;          // a refresh's GET
     std::vector<std::int64_t> found_len_;
+    std::vector<cache::key> keys_;         // an MGET's keys, reused
 };
 
 }  // namespace respcache::proxy
