@@ -1,6 +1,9 @@
 #include "respcache/proxy/client_core.hpp"
 
+#include <array>
+
 #include "respcache/command/blocking.hpp"
+#include "respcache/resp/peek.hpp"
 #include "respcache/resp/writer.hpp"
 #include "respcache/util/log.hpp"
 
@@ -12,6 +15,9 @@ constexpr std::size_t kReadSize = 16 * 1024;
 // a client pipelining a huge stream never makes the proxy buffer all of its replies.
 constexpr std::size_t kBatchBytes = 256 * 1024;
 constexpr std::size_t kBatchCommands = 4096;
+// How many of a pipeline's next GETs have their cache entries prefetched at once.
+constexpr std::size_t kPrefetchGets = 16;
+constexpr std::size_t kMinGetBytes = 22;  // *2\r\n$3\r\nGET\r\n$1\r\nk\r\n
 }  // namespace
 
 // A read barrier being waited for; the answer, which arrives on another thread, finds it (and the core)
@@ -90,6 +96,7 @@ client_core::next client_core::advance() {
 client_core::halt client_core::process_input() {
     std::size_t dispatched = 0;
     state_.now = steady_ms();  // after a wait (a blocking command, a write) time has moved
+    prefetch_pipelined_gets();
     for (;;) {
         const std::string_view input = in_.readable();
         const resp::parse_result r = parser_.parse(input);
@@ -134,6 +141,17 @@ client_core::halt client_core::process_input() {
         if (st == step::wait_after || (state_.mode == mode::tunnel && tunnel_.ending())) return halt::wait;
         if (queue_.output().size() > kBatchBytes || dispatched >= kBatchCommands) return halt::batch_full;
     }
+}
+
+// A pipeline of GETs: their entries' memory is asked for together before the first is served, so that
+// their lookups do not each wait for memory in turn. A hint only, so a lone GET (nothing to overlap) and
+// a client whose GETs have entries of their own (another user's) are left alone.
+void client_core::prefetch_pipelined_gets() {
+    if (in_.size() < 2 * kMinGetBytes || !state_.cache_partition.empty() || !env_.cache.enabled()) return;
+    std::array<std::string_view, kPrefetchGets> keys;
+    const std::size_t n = resp::leading_get_keys(in_.readable(), keys);
+    if (n < 2) return;
+    for (std::size_t i = 0; i < n; ++i) env_.cache.prefetch(cache::make_key(state_.db, keys[i]));
 }
 
 void client_core::protocol_error() {

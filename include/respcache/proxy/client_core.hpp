@@ -131,6 +131,7 @@ private:
     class barrier_wait;
 
     halt process_input();
+    void prefetch_pipelined_gets();
     step dispatch(command::args_view args);
     // The error a client that has not authenticated gets for `args` (`row`: its local row, or null):
     // Redis's unknown command, unknown subcommand or arity error, else NOAUTH.
