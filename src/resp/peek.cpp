@@ -1,36 +1,30 @@
 #include "respcache/resp/peek.hpp"
 
+#include <cstdint>
+
+#include "respcache/util/ascii.hpp"
+
 namespace respcache::resp {
 
 namespace {
 constexpr std::string_view kHead = "*2\r\n$3\r\n";
-constexpr std::size_t kMaxLengthDigits = 10;
-
-bool is_get(std::string_view name) noexcept {
-    return name.size() == 3 && (name[0] | 0x20) == 'g' && (name[1] | 0x20) == 'e' && (name[2] | 0x20) == 't';
-}
+constexpr std::size_t kMaxLengthField = 21;  // after the "$": 19 digits (the longest int64 >= 0) and \r\n
 }  // namespace
 
 std::size_t leading_get_keys(std::string_view input, std::span<std::string_view> keys) noexcept {
     std::size_t found = 0;
-    std::size_t pos = 0;
-    while (found < keys.size()) {
-        std::string_view rest = input.substr(pos);
-        if (!rest.starts_with(kHead) || rest.size() < kHead.size() + 6) break;
-        if (!is_get(rest.substr(kHead.size(), 3)) || rest.substr(kHead.size() + 3, 3) != "\r\n$") break;
-        std::size_t at = kHead.size() + 6;
-        std::size_t len = 0;
-        std::size_t digits = 0;
-        while (at < rest.size() && rest[at] >= '0' && rest[at] <= '9' && digits < kMaxLengthDigits) {
-            len = len * 10 + static_cast<std::size_t>(rest[at] - '0');
-            ++at;
-            ++digits;
-        }
-        if (digits == 0 || rest.substr(at, 2) != "\r\n") break;
-        at += 2;
-        if (rest.size() - at < len + 2 || rest.substr(at + len, 2) != "\r\n") break;
-        keys[found++] = rest.substr(at, len);
-        pos += at + len + 2;
+    while (found < keys.size() && input.starts_with(kHead)) {
+        std::string_view rest = input.substr(kHead.size());
+        if (rest.size() < 6 || !util::iequals(rest.substr(0, 3), "GET") || rest.substr(3, 3) != "\r\n$") break;
+        rest.remove_prefix(6);
+        const std::size_t eol = rest.substr(0, kMaxLengthField).find("\r\n");
+        std::int64_t len = 0;
+        if (eol == std::string_view::npos || !util::parse_int64(rest.substr(0, eol), len) || len < 0) break;
+        rest.remove_prefix(eol + 2);
+        const auto n = static_cast<std::uint64_t>(len);
+        if (rest.size() < n + 2 || rest.substr(n, 2) != "\r\n") break;
+        keys[found++] = rest.substr(0, n);
+        input = rest.substr(n + 2);
     }
     return found;
 }
