@@ -214,15 +214,20 @@ client_core::step client_core::dispatch(command::args_view args) {
 }
 
 // A command of a client with CLIENT TRACKING on: a read it is to hear of is tracked in Redis and its keys
-// remembered once it is dispatched.
+// remembered once it is dispatched. A read served from the cache (or joining a fill in flight) is
+// remembered with a mark taken before it: the channel may have dropped its entry, and told the table, in
+// between, and then the client is told at once (tracking_table::remember).
 client_core::step client_core::dispatch_tracked(command::args_view args) {
     const command::catalog* cat = env_.host.catalog();
     const command::command_info* info = cat != nullptr ? cat->find(args) : nullptr;
     const bool wanted = tracking_.wants(args, info);
     state_.track_read = wanted;
+    state_.from_cache = false;
+    const std::uint64_t mark = wanted ? env_.client_tracking.mark() : 0;
     const step st = dispatch(args);
     state_.track_read = false;
-    if (st == step::done || st == step::wait_after) tracking_.dispatched(args, info, wanted);
+    if (st == step::done || st == step::wait_after)
+        tracking_.dispatched(args, info, wanted, wanted && state_.from_cache ? &mark : nullptr);
     return st;
 }
 

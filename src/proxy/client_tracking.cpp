@@ -134,10 +134,10 @@ bool client_tracking::wants(command::args_view, const command::command_info* inf
     return true;
 }
 
-void client_tracking::remember(command::args_view args, const command::command_info* info) {
+void client_tracking::remember(command::args_view args, const command::command_info* info, const std::uint64_t* since) {
     thread_local command::key_set ks;
     command::catalog::keys(*info, args, ks);
-    if (!ks.keys.empty()) table_.remember(p_.client.id(), ks.keys);
+    if (!ks.keys.empty()) table_.remember(p_.client.id(), ks.keys, since);
 }
 
 void client_tracking::wrote(command::args_view args, const command::command_info* info) {
@@ -146,8 +146,9 @@ void client_tracking::wrote(command::args_view args, const command::command_info
     if (!e.keys.empty()) table_.wrote(p_.client.id(), e.keys);
 }
 
-void client_tracking::dispatched(command::args_view args, const command::command_info* info, bool wanted) {
-    if (wanted) remember(args, info);
+void client_tracking::dispatched(command::args_view args, const command::command_info* info, bool wanted,
+                                 const std::uint64_t* since) {
+    if (wanted) remember(args, info, since);
     if (mode_.noloop && !wanted && info != nullptr && !info->has(command::flag_readonly)) wrote(args, info);
     if (p_.client.mode != mode::transaction && !util::iequals(args[0], "client"))
         mode_.next = command::tracking_mode::caching::unset;

@@ -77,6 +77,7 @@ void read_through::add_missing(many_request& r, const cache::key& k, bool fills,
     std::uint64_t flight = 0;
     if (cache.join_or_lead(k, waiter, token, flight)) {
         r.joined();
+        p_.client.from_cache = true;
         p_.env.stats.shared_misses.add();
         return;
     }
@@ -101,6 +102,7 @@ std::size_t read_through::lookup_each(command::args_view args, bool hits_allowed
             if (p_.client.proto == resp::protocol::resp3 && std::string_view(into).substr(at) == kNil2)
                 into.replace(at, kNil2.size(), kNil3);
             found_len_.push_back(static_cast<std::int64_t>(into.size() - at));
+            p_.client.from_cache = true;
             ++hits;
         } else {
             found_len_.push_back(-1);

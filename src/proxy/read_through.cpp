@@ -78,6 +78,7 @@ bool read_through::lookup(const cache::key& k, const command::read_policy& polic
         std::string_view(out).substr(at) == kNil2)
         out.replace(at, kNil2.size(), kNil3);
     p_.env.stats.hits.add();
+    p_.client.from_cache = true;
     if (stale_) p_.env.stats.stale_hits.add();
     p_.env.stats.hit_latency.record(std::chrono::steady_clock::now() - p_.client.batch_start);
     return true;
@@ -106,6 +107,7 @@ void read_through::join_or_fill(const cache::key& k, const command::read_policy&
     shared_wait& r = *w;
     p_.queue.push(std::move(w));
     fwd_.waiting(r);
+    p_.client.from_cache = true;
     p_.env.stats.shared_misses.add();
 }
 

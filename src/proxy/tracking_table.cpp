@@ -23,14 +23,32 @@ void tracking_table::disable(std::uint64_t id) {
     trackers_.erase(it);
 }
 
-void tracking_table::remember(std::uint64_t id, std::span<const std::string_view> keys) {
-    std::lock_guard guard(mu_);
-    for (auto k : keys) {
-        auto it = keys_.find(k);
-        if (it == keys_.end()) it = keys_.emplace(std::string(k), std::vector<std::uint64_t>{}).first;
-        auto& readers = it->second;
-        if (std::find(readers.begin(), readers.end(), id) == readers.end()) readers.push_back(id);
+std::size_t tracking_table::stripe(std::string_view key) noexcept {
+    return std::hash<std::string_view>{}(key) % kStripes;
+}
+
+void tracking_table::remember(std::uint64_t id, std::span<const std::string_view> keys, const std::uint64_t* since) {
+    std::vector<command::tracking_message> told;
+    {
+        std::lock_guard guard(mu_);
+        for (auto k : keys) {
+            if (since != nullptr && last_change_[stripe(k)] > *since) {
+                // It changed while it was being served: what the client got is what the change replaced
+                // (or, for a stripe-mate's change, still current: a needless invalidation, never a lost one).
+                auto& m = told.emplace_back();
+                m.keys.emplace_back(k);
+                m.tracker = id;
+                continue;
+            }
+            auto it = keys_.find(k);
+            if (it == keys_.end()) it = keys_.emplace(std::string(k), std::vector<std::uint64_t>{}).first;
+            auto& readers = it->second;
+            if (std::find(readers.begin(), readers.end(), id) == readers.end()) readers.push_back(id);
+        }
     }
+    if (told.empty()) return;
+    if (auto c = clients_.find(id))
+        for (auto& m : told) c->deliver(std::move(m));
 }
 
 void tracking_table::wrote(std::uint64_t id, std::span<const std::string_view> keys) {
@@ -95,7 +113,10 @@ void tracking_table::changed(std::span<const std::string_view> keys, bool flush)
                 t.written.clear();
             }
         } else {
+            const std::uint64_t n = changes_.load(std::memory_order_relaxed) + 1;
+            changes_.store(n, std::memory_order_release);
             for (auto k : keys) {
+                last_change_[stripe(k)] = n;
                 if (auto it = keys_.find(k); it != keys_.end()) {
                     for (std::uint64_t id : it->second) {
                         auto t = trackers_.find(id);

@@ -92,6 +92,53 @@ TEST_CASE("tracking: a RESP3 client hears once of each key it read, after it rea
     CHECK(f.out().empty());
 }
 
+TEST_CASE("tracking: a hit remembered after the table heard of its key's change is told of it at once",
+          "[proxy][tracking]") {
+    // A hit finds its entry just before the channel's thread drops it and tells the table; the hit's
+    // keys are remembered after that. The mark taken before the hit shows the change came in between.
+    tracking_fixture f;
+    f.hello3(*f.core);
+    f.send(cmd({"CLIENT", "TRACKING", "on"}));
+    f.out();
+    const std::uint64_t id = f.core->client().id;
+    const std::vector<std::string_view> a{"a"};
+    const std::vector<std::string_view> b{"b"};
+
+    const std::uint64_t before = f.client_tracking.mark();
+    f.changed({"a"});
+    CHECK(f.client_tracking.mark() > before);
+    f.client_tracking.remember(id, a, &before);
+    CHECK(f.out() == invalidate({"a"}));
+    f.changed({"a"});  // told already, so not remembered: nothing more
+    CHECK(f.out().empty());
+
+    // A mark taken after the change: remembered, and told of the next change only.
+    const std::uint64_t after = f.client_tracking.mark();
+    f.client_tracking.remember(id, a, &after);
+    CHECK(f.out().empty());
+    f.changed({"a"});
+    CHECK(f.out() == invalidate({"a"}));
+
+    // Another key's change (of another stripe) since the mark tells nothing about this one.
+    std::string other = "other";
+    for (int i = 0; proxy::tracking_table::stripe(other) == proxy::tracking_table::stripe("a"); ++i)
+        other = "other:" + std::to_string(i);
+    const std::vector<std::string_view> o{other};
+    const std::uint64_t m = f.client_tracking.mark();
+    f.client_tracking.changed(o, false);
+    f.client_tracking.remember(id, a, &m);
+    CHECK(f.out().empty());
+    f.changed({"a"});
+    CHECK(f.out() == invalidate({"a"}));
+
+    // Without a mark (a read Redis answered), remembered as before.
+    f.changed({"b"});
+    f.client_tracking.remember(id, b);
+    CHECK(f.out().empty());
+    f.changed({"b"});
+    CHECK(f.out() == invalidate({"b"}));
+}
+
 TEST_CASE("tracking: a read sent to Redis carries CLIENT CACHING yes on the shared link", "[proxy][tracking]") {
     tracking_fixture f;
     f.hello3(*f.core);

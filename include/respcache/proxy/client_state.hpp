@@ -35,6 +35,7 @@ struct client_state {
     std::string rewritten;   // storage for a re-encoded command (inline, or rewritten by a handler)
     bool tracking = false;   // CLIENT TRACKING is on: dedicated links get tracking on too
     bool track_read = false; // the command being dispatched is a read Redis must track for this client
+    bool from_cache = false; // ... and it was served from the cache, or joined a fill in flight (in part)
     // Put before the variant of every cache key this client reads: empty for the user of --backend, else
     // command::user_partition of its user, so that an entry is served only to clients of the user whose
     // read Redis allowed.

@@ -35,9 +35,11 @@ public:
     // Before `args` (described by `info`) is dispatched: whether it is a read whose keys this client is
     // to hear of (so Redis must track it).
     bool wants(command::args_view args, const command::command_info* info) const noexcept;
-    // `args` has been dispatched: a wanted read's keys are remembered, a NOLOOP client's writes noted,
-    // and CLIENT CACHING is used up (unless this is a CLIENT command, or queued in MULTI).
-    void dispatched(command::args_view args, const command::command_info* info, bool wanted);
+    // `args` has been dispatched: a wanted read's keys are remembered (`since`: see
+    // tracking_table::remember), a NOLOOP client's writes noted, and CLIENT CACHING is used up (unless
+    // this is a CLIENT command, or queued in MULTI).
+    void dispatched(command::args_view args, const command::command_info* info, bool wanted,
+                    const std::uint64_t* since);
 
     // Whether this client is to hear of its own write `e` now (see pending::await_echo).
     bool hears_own_write(const command::owned_effect& e) const;
@@ -55,7 +57,7 @@ private:
     // Registers `prefixes` ("" for every key) on the broadcast connection (a new one when `fresh`).
     void register_broadcast(command::tracking_mode m, const std::vector<std::string>& prefixes, bool answers,
                             bool fresh);
-    void remember(command::args_view args, const command::command_info* info);
+    void remember(command::args_view args, const command::command_info* info, const std::uint64_t* since);
     void wrote(command::args_view args, const command::command_info* info);
     void registered(registration& r);
     void push(const command::tracking_message& m, resp::protocol proto, bool pubsub_message);

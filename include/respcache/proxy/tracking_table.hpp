@@ -1,5 +1,7 @@
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -34,8 +36,13 @@ public:
     // Client `id` tracks in `mode` (replacing what it had; keys it read stay remembered, as in Redis).
     void enable(std::uint64_t id, const command::tracking_mode& mode);
     void disable(std::uint64_t id);
-    // Keys client `id` read while tracking.
-    void remember(std::uint64_t id, std::span<const std::string_view> keys);
+    // How far the changes heard have come: taken before a read is served from the cache, and given back
+    // to remember() with its keys.
+    std::uint64_t mark() const noexcept { return changes_.load(std::memory_order_acquire); }
+    // Keys client `id` read while tracking. With `since` (a mark taken before the read was served from
+    // the cache, or joined a fill in flight), a key that changed after the mark (as far as the table can
+    // tell: a key of the same stripe did) is not remembered: the client is told of it at once.
+    void remember(std::uint64_t id, std::span<const std::string_view> keys, const std::uint64_t* since = nullptr);
     // Client `id` sent a write of `keys`: with NOLOOP it is not told of that change.
     void wrote(std::uint64_t id, std::span<const std::string_view> keys);
     // Whether client `id` is to hear of its own write `e` (it tracks a key of it, without NOLOOP): then
@@ -44,6 +51,10 @@ public:
     // The channel: these keys changed, or (flush) everything did.
     void changed(std::span<const std::string_view> keys, bool flush);
     std::size_t tracking_clients() const;
+
+    // Keys whose changes remember() cannot tell apart.
+    static constexpr std::size_t kStripes = 1024;
+    static std::size_t stripe(std::string_view key) noexcept;
 
 private:
     struct tracker {
@@ -58,6 +69,11 @@ private:
 
     command::client_registry& clients_;
     mutable std::mutex mu_;
+    // Every change() of keys numbers itself; each stripe of keys holds the number of its last change. A
+    // hit finds its entry before the channel's thread drops it, and the channel tells the table only
+    // after that: a hit remembered after the table heard of the change sees the stripe past its mark.
+    std::atomic<std::uint64_t> changes_{0};                               // written under mu_
+    std::array<std::uint64_t, kStripes> last_change_{};                   // GUARDED_BY(mu_)
     std::unordered_map<std::uint64_t, tracker> trackers_;                 // GUARDED_BY(mu_)
     command::string_map<std::vector<std::uint64_t>> keys_;                // GUARDED_BY(mu_): key -> readers
     std::size_t bcast_clients_ = 0;                                       // GUARDED_BY(mu_)
