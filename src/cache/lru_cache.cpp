@@ -92,7 +92,7 @@ bool lru_cache::lookup(const key& k, millis now, std::string& out, bool* refresh
         entry* e = *link;
         if (e == nullptr) return false;
         if (e->expired(now)) {
-            s.remove(link, dead);
+            s.retire(link, dead);
             ++s.stats_.expirations;
         } else {
             s.lru_unlink(e);
@@ -147,7 +147,7 @@ bool lru_cache::contains(const key& k, millis now) const {
 fill_token lru_cache::begin_fill(const key& k) {
     shard& s = shard_for(k.hash);
     std::lock_guard guard(s.mu_);
-    return {s.generations_[generation_slot(k.hash)], s.epoch_};
+    return s.token_for(k);
 }
 
 bool lru_cache::fill(const key& k, fill_token token, std::string_view reply, millis now, millis key_expires_at) {
@@ -185,6 +185,7 @@ void lru_cache::invalidate(std::string_view name, std::uint64_t hash) {
     {
         std::lock_guard guard(s.mu_);
         ++s.generations_[generation_slot(hash)];
+        s.forget(name, hash);
         entry** link = &s.buckets_[hash & (s.buckets_.size() - 1)];
         while (*link != nullptr) {
             entry* e = *link;
@@ -205,6 +206,7 @@ void lru_cache::flush_db(std::uint32_t db) {
         {
             std::lock_guard guard(sp->mu_);
             ++sp->epoch_;
+            sp->forget_all();  // Redis drops its whole tracking table at a FLUSHDB too
             sp->remove_all_where(dead, [db](const entry& e) { return e.db == db; });
         }
         dead.release<entry>();
@@ -217,9 +219,18 @@ void lru_cache::flush_all() {
         {
             std::lock_guard guard(sp->mu_);
             ++sp->epoch_;
+            sp->forget_all();
             sp->remove_all_where(dead, [](const entry&) { return true; });
         }
         dead.release<entry>();
+    }
+}
+
+void lru_cache::remember_tracked(bool on) {
+    for (auto& sp : shards_) {
+        std::lock_guard guard(sp->mu_);
+        sp->remember_tracked_ = on;
+        if (!on) sp->forget_all();
     }
 }
 
@@ -232,7 +243,7 @@ std::size_t lru_cache::remove_expired(millis now) {
                 std::lock_guard guard(sp->mu_);
                 std::size_t batch = 0;
                 while (!sp->heap_.empty() && sp->heap_.front()->expired(now) && batch < kReapBatch) {
-                    sp->remove(sp->heap_.front(), dead);
+                    sp->retire(sp->link_of(sp->heap_.front()), dead);
                     ++sp->stats_.expirations;
                     ++batch;
                 }
@@ -256,6 +267,7 @@ counters lru_cache::stats() const {
         total.invalidations += sp->stats_.invalidations;
         total.fills_dropped += sp->stats_.fills_dropped;
         total.fills_not_admitted += sp->stats_.fills_not_admitted;
+        total.tracked_names += sp->tracked_.size();
     }
     return total;
 }

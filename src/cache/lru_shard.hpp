@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "frequency_sketch.hpp"
+#include "name_set.hpp"
 #include <unordered_map>
 #include <vector>
 
@@ -262,6 +263,37 @@ public:
     };
     std::unordered_map<std::string, flight, text_hash, std::equal_to<>> flights_;
     std::uint64_t next_flight_ = 0;
+    // Names Redis still tracks for the cache though their entries went (lru_cache::remember_tracked).
+    name_set tracked_;
+    bool remember_tracked_ = false;
+
+    void remember(std::string_view name, std::uint32_t hash) {
+        if (!remember_tracked_ || capacity_ == 0 || tracked_.contains(name, hash)) return;
+        if (tracked_.size() >= capacity_) tracked_.erase_one();
+        if (max_memory_ != 0 && bytes_ + tracked_.bytes_with(name.size()) > max_memory_) return;
+        tracked_.insert(name, hash);
+    }
+    void forget(std::string_view name, std::uint64_t hash) noexcept {
+        tracked_.erase(name, static_cast<std::uint32_t>(hash));
+    }
+    void forget_all() noexcept { tracked_.clear(); }
+    // Whether Redis is known to track `k`'s name for the cache: an entry of the name (of any database or
+    // variant: Redis tracks names) or a remembered one.
+    bool known_tracked(const key& k) noexcept {
+        if (!remember_tracked_) return false;
+        const auto h = static_cast<std::uint32_t>(k.hash);
+        for (entry* e = buckets_[k.hash & (buckets_.size() - 1)]; e != nullptr; e = e->chain)
+            if (e->hash == h && e->name() == k.name) return true;
+        return tracked_.contains(k.name, h);
+    }
+    fill_token token_for(const key& k) noexcept {
+        return {generations_[generation_slot(k.hash)], epoch_, known_tracked(k)};
+    }
+    // remove(), for an entry that ends by expiry or eviction: Redis still tracks its name.
+    void retire(entry** link, graveyard& dead) {
+        remember((*link)->name(), (*link)->hash);
+        remove(link, dead);
+    }
 
     bool token_current(const key& k, const fill_token& t) const noexcept {
         return t.generation == generations_[generation_slot(k.hash)] && t.epoch == epoch_;
@@ -405,12 +437,12 @@ public:
         const bool full = count_ >= capacity_ || (max_memory_ != 0 && bytes_ + charge > max_memory_);
         return !full || sketch_.estimate(hash) > sketch_.estimate(head_.prev->hash);
     }
-    bool over_limits() const noexcept {
-        return count_ > capacity_ || (max_memory_ != 0 && bytes_ > max_memory_);
-    }
-    void evict_to_limits(graveyard& dead) noexcept {
+    bool over_memory() const noexcept { return max_memory_ != 0 && bytes_ + tracked_.bytes() > max_memory_; }
+    bool over_limits() const noexcept { return count_ > capacity_ || over_memory(); }
+    void evict_to_limits(graveyard& dead) {
+        while (!tracked_.empty() && (tracked_.size() > capacity_ || over_memory())) tracked_.erase_one();
         while (count_ > 0 && over_limits()) {
-            remove(head_.prev, dead);
+            retire(link_of(head_.prev), dead);
             ++stats_.evictions;
         }
     }

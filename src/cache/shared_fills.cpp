@@ -31,7 +31,7 @@ bool lru_cache::join_or_lead(const key& k, fill_waiter& w, fill_token& token, st
     flight_key(k, id_key);
     shard& s = shard_for(k.hash);
     std::lock_guard guard(s.mu_);
-    token = {s.generations_[generation_slot(k.hash)], s.epoch_};
+    token = s.token_for(k);
     auto [it, fresh] = s.flights_.try_emplace(std::move(id_key));
     if (!fresh && s.token_current(k, it->second.token)) {
         it->second.waiters.push_back(std::move(w));

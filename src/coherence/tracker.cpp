@@ -131,7 +131,7 @@ std::int64_t tracker::redirect_for(std::string_view node) const noexcept {
 }
 
 fill_ticket tracker::prepare_fill(link_tracking& lt, const backend::link& link, std::string& request,
-                                  std::uint32_t& replies) {
+                                  std::uint32_t& replies, bool known_tracked) {
     fill_ticket t;
     if (!tracking_wanted()) return t;
     t.epoch = state_.epoch.load(std::memory_order_acquire);
@@ -143,6 +143,10 @@ fill_ticket tracker::prepare_fill(link_tracking& lt, const backend::link& link, 
         ++replies;
         lt = {t.epoch, t.socket};
         t.turned_on = true;
+    } else if (known_tracked && node_count_.load(std::memory_order_acquire) == 0 &&
+               state_.stale_since_ms.load(std::memory_order_acquire) == 0) {
+        state_.fills_pre_tracked.fetch_add(1, std::memory_order_relaxed);
+        return t;
     }
     resp::write_command(request, {"CLIENT", "CACHING", "yes"});
     ++replies;

@@ -111,11 +111,12 @@ void read_through::join_or_fill(const cache::key& k, const command::read_policy&
     p_.env.stats.shared_misses.add();
 }
 
-std::uint32_t read_through::begin_tracked(coherence::fill_ticket& ticket, coherence::link_tracking*& tracking) {
+std::uint32_t read_through::begin_tracked(coherence::fill_ticket& ticket, coherence::link_tracking*& tracking,
+                                          bool known_tracked) {
     tracking = &fwd_.shared_tracking();
     request_.clear();
     std::uint32_t n = 0;
-    ticket = p_.env.coherence.prepare_fill(*tracking, fwd_.shared_link(), request_, n);
+    ticket = p_.env.coherence.prepare_fill(*tracking, fwd_.shared_link(), request_, n, known_tracked);
     return n;
 }
 
@@ -138,7 +139,7 @@ void read_through::start_fill(fill_request& r, const cache::key& k, const comman
     f.policy = &policy;
     f.sent_ms = steady_ms();
     f.batch_start = p_.client.batch_start;
-    const std::uint32_t n = begin_tracked(f.ticket, f.tracking);
+    const std::uint32_t n = begin_tracked(f.ticket, f.tracking, f.token.tracked);
     r.client_index = n;
     request_.append(command);
     resp::write_command(request_, {"PTTL", k.name});

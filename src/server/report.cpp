@@ -180,6 +180,10 @@ void append_metrics(std::string& out, services& s, const totals& t, const cache:
     metric("invalidation_channel_losses_total", "counter", "Times the invalidation channel was lost.",
            d(s.tracking().losses.load()));
     metric("read_barriers_total", "counter", "Read barriers passed (--consistency strict).", d(s.tracking().barriers.load()));
+    metric("fills_pre_tracked_total", "counter", "Fills sent without CLIENT CACHING yes: Redis tracked the key already.",
+           d(s.tracking().fills_pre_tracked.load()));
+    metric("cache_tracked_names", "gauge", "Names remembered as tracked by Redis after their entries went.",
+           d(c.tracked_names));
     metric("protocol_errors_total", "counter", "Clients closed for malformed input.", d(t.protocol_errors));
     metric("output_buffer_disconnects_total", "counter", "Clients closed at --client-output-buffer-limit.", d(t.output_limit));
     metric("idle_disconnects_total", "counter", "Clients closed by --timeout.", d(t.idle));
@@ -302,6 +306,8 @@ std::string proxy_info_section(services& s) {
     num("invalidation_channel_losses", s.tracking().losses.load());
     line("consistency", s.startup_config().consistency == consistency_mode::strict ? "strict" : "bounded");
     num("read_barriers", s.tracking().barriers.load());
+    num("fills_pre_tracked", s.tracking().fills_pre_tracked.load());
+    num("cache_tracked_names", c.tracked_names);
     num("protocol_errors", t.protocol_errors);
     num("output_buffer_disconnects", t.output_limit);
     num("idle_disconnects", t.idle);

@@ -11,6 +11,10 @@ services::services(config cfg, cache::lru_cache& cache)
     settings_.query_buffer_limit = cfg_.client_query_buffer_limit;
     settings_.start_db = cfg_.backend.db;
     apply_live(cfg_);
+    // OPTIN tracking with one channel: a name Redis tracks stays tracked after its entry goes, and its
+    // next fill needs no CLIENT CACHING yes (tracker::prepare_fill).
+    cache_.remember_tracked(cfg_.invalidation == invalidation_mode::tracking && cfg_.tracking == tracking_mode::optin &&
+                            !cfg_.backend.cluster());
     // What the invalidation channel hears of, clients with CLIENT TRACKING hear of.
     coherence_.observe([this](std::span<const std::string_view> keys, bool flush) { client_tracking_.changed(keys, flush); });
 }

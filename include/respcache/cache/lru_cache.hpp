@@ -37,6 +37,9 @@ inline key make_key(std::uint32_t db, std::string_view name, std::string_view va
 struct fill_token {
     std::uint64_t generation = 0;  // the key's generation slot when the fill began
     std::uint64_t epoch = 0;       // the shard's flush epoch when the fill began
+    // Redis is known to track the key's name for this cache already (see remember_tracked): an entry of
+    // the name is held, or one went by expiry or eviction, and no invalidation or flush came since.
+    bool tracked = false;
 };
 
 struct limits {
@@ -55,6 +58,7 @@ struct counters {
     std::uint64_t invalidations = 0;  // removed by invalidate, flush_db or flush_all
     std::uint64_t fills_dropped = 0;  // fills refused because their key was invalidated meanwhile
     std::uint64_t fills_not_admitted = 0;  // fills refused by tinylfu: the LRU victim was asked for more often
+    std::uint64_t tracked_names = 0;  // names remembered as tracked by Redis after their entries went
 };
 
 // What one entry costs against --max-memory: its single allocation (bookkeeping, name, variant and
@@ -82,6 +86,10 @@ std::size_t entry_charge(std::size_t name_len, std::size_t reply_len, std::size_
 //      its key was written can ever be inserted.
 //   5. The cache owns one reference to each entry it holds; a reader copying a large entry outside the
 //      lock holds another. The last reference frees the entry.
+//   6. With remember_tracked on, a name is in a shard's remembered names only if an entry of it went by
+//      expiry or eviction and no invalidation of it or flush came since; a shard remembers at most its
+//      capacity of them, and its entries' charges plus the names' memory stay within its max_memory
+//      (names go before entries when room is needed).
 //
 // All operations are thread-safe. Complexity (n = entries of one shard): lookup, begin_fill and
 // invalidate are O(1 + v) expected, v being the name's entries (its variants: one per command and
@@ -148,6 +156,13 @@ public:
     void flush_db(std::uint32_t db);
     // Removes every entry and makes all in-flight fills fail.
     void flush_all();
+
+    // Client tracking in OPTIN mode: Redis keeps a name it tracks for this cache until it announces the
+    // name's change (or flushes), however the cache's entry of it ends. On: an entry that goes by expiry
+    // or eviction leaves its name behind (invariant 6), and begin_fill and join_or_lead set
+    // fill_token::tracked for a name that has an entry or such a record, so that its fill can skip
+    // CLIENT CACHING yes. Off (the default) forgets every name.
+    void remember_tracked(bool on);
 
     // Removes the entries whose time is up at `now`; returns how many. The reaper's work.
     std::size_t remove_expired(millis now);

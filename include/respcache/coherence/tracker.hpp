@@ -124,8 +124,13 @@ public:
 
     // Appends to `request` what makes a read on `link` tracked (CLIENT TRACKING on ... OPTIN once per
     // epoch and socket, then CLIENT CACHING yes) and counts those commands' replies into `replies`.
-    // Nothing when tracking is not in use, or in bcast mode (where every read is).
-    fill_ticket prepare_fill(link_tracking& lt, const backend::link& link, std::string& request, std::uint32_t& replies);
+    // Nothing when tracking is not in use, or in bcast mode (where every read is). `known_tracked`: the
+    // cache knows Redis tracks the key's name for it already (cache::fill_token::tracked); then, on a link
+    // already tracking, with one channel and no --stale-if-error window open, CLIENT CACHING yes is left
+    // out: Redis keeps a tracked name until it announces its change, and the read's reply is inserted
+    // only if no such announcement was applied since the cache knew (invariant 6).
+    fill_ticket prepare_fill(link_tracking& lt, const backend::link& link, std::string& request, std::uint32_t& replies,
+                             bool known_tracked = false);
     // A reply to those commands was an error: tracking is not on (it is tried again on the next fill).
     void prelude_refused(link_tracking& lt, const fill_ticket& t) noexcept;
     // Whether the reply of a read sent under `t` may be inserted (invariant 3).

@@ -27,6 +27,7 @@ struct tracking_state {
     std::atomic<std::uint64_t> invalidations{0};  // invalidation messages received
     std::atomic<std::uint64_t> losses{0};         // times the cache was flushed for a lost channel or link
     std::atomic<std::uint64_t> barriers{0};       // read barriers passed (--consistency strict)
+    std::atomic<std::uint64_t> fills_pre_tracked{0};  // fills sent without CLIENT CACHING yes: already tracked
     // --stale-if-error: how long entries may be served after the backend became unreachable (0: never),
     // and since when (steady clock, ms) the cache holds entries that a loss left untracked (0: none).
     std::atomic<std::int64_t> stale_window_ms{0};

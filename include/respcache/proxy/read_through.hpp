@@ -67,8 +67,10 @@ private:
     // A shared fill of GET's entry for `name` that an MGET led, whose reply cannot tell its waiters what
     // a GET would have said (a null for a key that exists): a GET of the key's own takes it over.
     void hand_over(std::uint32_t db, std::string_view name, std::uint64_t hash, std::uint64_t flight);
-    // The start of a tracked request on the shared link: its prelude in request_, its ticket and reply count.
-    std::uint32_t begin_tracked(coherence::fill_ticket& ticket, coherence::link_tracking*& tracking);
+    // The start of a tracked request on the shared link: its prelude in request_, its ticket and reply count
+    // (`known_tracked`: the fill token says Redis tracks the key already; see tracker::prepare_fill).
+    std::uint32_t begin_tracked(coherence::fill_ticket& ticket, coherence::link_tracking*& tracking,
+                                bool known_tracked = false);
     std::size_t lookup_each(command::args_view args, bool hits_allowed, std::string& into);
     void add_missing(many_request& r, const cache::key& k, bool fills, bool may_join);
     void fetch_missing(many_request& r, const command::read_policy& policy);
