@@ -903,8 +903,9 @@ def scenarios() -> List[Scenario]:
         Scenario("get_miss_cold", "GET misses that fill the cache",
                  "respcache with the cache on but --ttl 1ms: each entry expires 1 ms after its fill, so "
                  "a random key is practically never found (the measured hit ratio is printed): every GET "
-                 "is a miss that sends CLIENT CACHING yes + GET + PTTL to Redis and fills the cache, "
-                 "the full cost of a first read of a key.",
+                 "is a miss that reads Redis and fills the cache. A key's first fill sends CLIENT CACHING "
+                 "yes + GET + PTTL; once its entry has expired, Redis still tracks the name for respcache, "
+                 "so its later fills send GET + PTTL alone (from the second round on, nearly all of them).",
                  "rps", ["-t", "get", "-c", "50", *COMMON],
                  targets=three("cold"), ratio_pairs=THREE_RATIOS),
         Scenario("get_miss_cold_ttl", "GET misses that fill the cache, --invalidation ttl",

@@ -83,3 +83,48 @@ def test_bcast_and_ttl_modes_never_send_client_caching(respcache, redis_server):
         assert caching_calls(redis_server) == before
         assert proxy_int(rc.port, "cache_tracked_names") == 0
         rc.stop()
+
+
+def test_a_lost_data_connection_or_a_flush_forgets_the_names(respcache, redis_server):
+    """Redis forgets what a connection read when the connection goes, so a name remembered from it must not
+    spare the next fill its CLIENT CACHING yes: the loss flushes the cache and the names. A FLUSHALL (Redis
+    drops its whole tracking table) forgets them too."""
+    from coherence_lib import kill_client, tracking_client_ids
+
+    rc = respcache.start(["--ttl", "300ms"], backend=redis_server)
+    direct = redis_server.client()
+    direct.set("lost:k", "v1")
+    c = rc.client()
+
+    def fill_and_expire():
+        assert c.get("lost:k") == direct.get("lost:k")
+        time.sleep(0.35)
+        wait_until(lambda: proxy_int(rc.port, "cache_tracked_names") == 1, scaled(5), "the name to be remembered")
+
+    fill_and_expire()
+    losses = proxy_int(rc.port, "invalidation_channel_losses")
+    ids = tracking_client_ids(redis_server)
+    assert ids  # the connection that filled the entry tracks
+    for i in ids:
+        kill_client(redis_server, i)
+    wait_until(lambda: proxy_int(rc.port, "invalidation_channel_losses") > losses, scaled(10), "the loss to be seen")
+    assert proxy_int(rc.port, "cache_tracked_names") == 0
+    before = caching_calls(redis_server)
+    pre = proxy_int(rc.port, "fills_pre_tracked")
+    assert c.get("lost:k") == b"v1"
+    assert caching_calls(redis_server) - before == 1  # tracked anew, on the new connection
+    assert proxy_int(rc.port, "fills_pre_tracked") == pre
+    # And that new tracking works: a direct write is announced.
+    heard = proxy_int(rc.port, "invalidation_messages")
+    direct.set("lost:k", "v2")
+    wait_until(lambda: proxy_int(rc.port, "invalidation_messages") > heard, scaled(5), "the write's invalidation")
+    assert c.get("lost:k") == b"v2"
+
+    time.sleep(0.35)
+    wait_until(lambda: proxy_int(rc.port, "cache_tracked_names") == 1, scaled(5), "the name to be remembered")
+    direct.flushall()
+    wait_until(lambda: proxy_int(rc.port, "cache_tracked_names") == 0, scaled(5), "the flush to forget the name")
+    direct.set("lost:k", "v3")
+    before = caching_calls(redis_server)
+    assert c.get("lost:k") == b"v3"
+    assert caching_calls(redis_server) - before == 1
